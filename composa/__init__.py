@@ -1,0 +1,27 @@
+"""composa: neural networks by composing functions, Thinc-compatible.
+
+``import composa`` gives what ``thinc.api`` gives: write ``from composa import
+Model, chain, Relu`` where Thinc code says ``from thinc.api import ...``.
+"""
+from .about import __version__
+from .errors import *  # noqa: F401,F403
+from .types import ArgsKwargs, Padded, Pairs, Ragged, SizedGenerator, Unserializable
+from .backends import *  # noqa: F401,F403
+from .config import *  # noqa: F401,F403
+from .initializers import *  # noqa: F401,F403
+from .model import *  # noqa: F401,F403
+from .util import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403
+
+# Training (optimizers, schedules, losses) -- owned by the training work
+
+# Shims and framework wrappers -- owned by the PyTorch interop work
+
+# Command line and archives -- owned by the config/CLI work
+
+
+def _public_names() -> list:
+    return sorted(name for name in globals() if not name.startswith("_"))
+
+
+__all__ = _public_names()

@@ -1,0 +1,75 @@
+"""chain: feed each layer's output into the next."""
+from typing import Any, Callable, List, Optional, Tuple
+
+from ..config import registry
+from ..errors import child_errors
+from ..model import Model
+from ..util import get_width
+
+__all__ = ["chain"]
+
+
+@registry.layers("chain.v1")
+def chain_registered(*layer: Model) -> Model:
+    return chain(*layer)
+
+
+def chain(layer1: Model, layer2: Model, *layers: Model) -> Model:
+    """Compose layers: ``chain(f, g)(X) == g(f(X))``, with backprop in reverse order."""
+    all_layers: List[Model] = [layer1, layer2, *layers]
+    dims: dict = {"nO": None}
+    if all_layers[0].has_dim("nI") is not False:
+        dims["nI"] = None
+    model = Model(
+        ">>".join(layer.name for layer in all_layers),
+        forward,
+        init=init,
+        dims=dims,
+        layers=all_layers,
+    )
+    if all_layers[0].has_dim("nI"):
+        model.set_dim("nI", all_layers[0].get_dim("nI"))
+    if all_layers[-1].has_dim("nO"):
+        model.set_dim("nO", all_layers[-1].get_dim("nO"))
+    return model
+
+
+def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
+    callbacks = []
+    for i, layer in enumerate(model.layers):
+        with child_errors("chain", i):
+            X, backprop = layer(X, is_train=is_train)
+        callbacks.append(backprop)
+
+    def backprop(dY: Any) -> Any:
+        for i in range(len(callbacks) - 1, -1, -1):
+            with child_errors("chain", i):
+                dY = callbacks[i](dY)
+        return dY
+
+    return X, backprop
+
+
+def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
+    """Initialise the children in order, feeding each the previous child's sample output."""
+    if X is None and Y is None:
+        for i, layer in enumerate(model.layers):
+            with child_errors("chain", i):
+                layer.initialize()
+    else:
+        current = X
+        for i, layer in enumerate(model.layers):
+            with child_errors("chain", i):
+                # Like the reference: a child whose nO is still unknown learns it from Y.
+                sample_Y = Y if layer.has_dim("nO") is None else None
+                layer.initialize(X=current, Y=sample_Y)
+                if current is not None:
+                    current = layer.predict(current)
+    first, last = model.layers[0], model.layers[-1]
+    if model.has_dim("nI") is not False and first.has_dim("nI"):
+        model.set_dim("nI", first.get_dim("nI"))
+    if last.has_dim("nO"):
+        model.set_dim("nO", last.get_dim("nO"))
+    elif X is not None and current is not None and hasattr(current, "shape"):
+        model.set_dim("nO", get_width(current))
+    return model

@@ -1,0 +1,912 @@
+"""The one ``Model`` class: a forward function, an init function and named state.
+
+Layers are functions that return a ``Model``; nothing subclasses it. A model holds
+named ``dims`` (ints), ``params`` (arrays), ``grads``, ``refs`` (other nodes of its
+tree), ``attrs`` (anything else), child ``layers`` and ``shims`` (wrapped models of
+other frameworks). See ``docs/model.md`` for the contract and the choices we made
+where the reference behaves surprisingly.
+"""
+import contextlib
+import contextvars
+import copy as copy_module
+import functools
+import itertools
+import threading
+from pathlib import Path
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+from .backends import CupyOps, NumpyOps, Ops, get_current_ops
+from .errors import (
+    ConfigurationError,
+    DimensionConflictError,
+    SerializationError,
+    UnknownNameError,
+    UnsetValueError,
+)
+from .serialize import msgpack_dumps, msgpack_loads, read_bytes, write_bytes_atomic
+from .types import Unserializable
+
+__all__ = [
+    "Model",
+    "serialize_attr",
+    "deserialize_attr",
+    "set_dropout_rate",
+    "change_attr_values",
+    "wrap_model_recursive",
+    "create_init",
+    "empty_init",
+]
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+SelfT = TypeVar("SelfT", bound="Model")
+
+FORMAT_VERSION = 1
+_WALK_ORDERS = ("bfs", "dfs_pre", "dfs_post")
+_OPERATORS = {
+    "__add__": "+",
+    "__sub__": "-",
+    "__mul__": "*",
+    "__matmul__": "@",
+    "__truediv__": "/",
+    "__div__": "/",
+    "__floordiv__": "//",
+    "__mod__": "%",
+    "__pow__": "**",
+    "__lshift__": "<<",
+    "__rshift__": ">>",
+    "__and__": "&",
+    "__xor__": "^",
+    "__or__": "|",
+}
+
+
+def empty_init(model: "Model", *args: Any, **kwargs: Any) -> "Model":
+    """The default init: nothing to infer or allocate."""
+    return model
+
+
+class Model(Generic[InT, OutT]):
+    """A node of a network: forward and init callables plus named dims, params and children."""
+
+    global_id: int = 0
+    global_id_lock = threading.Lock()
+    _id_counter = itertools.count(1)
+    _context_operators: contextvars.ContextVar[Dict[str, Callable]] = contextvars.ContextVar(
+        "composa_operators", default={}
+    )
+
+    __slots__ = (
+        "name",
+        "id",
+        "ops",
+        "_func",
+        "init",
+        "_params",
+        "_grads",
+        "_dims",
+        "_attrs",
+        "_refs",
+        "_layers",
+        "_shims",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        forward: Callable,
+        *,
+        init: Optional[Callable] = None,
+        dims: Optional[Dict[str, Optional[int]]] = None,
+        params: Optional[Dict[str, Any]] = None,
+        grads: Optional[Dict[str, Any]] = None,
+        layers: Optional[Sequence["Model"]] = None,
+        shims: Optional[List[Any]] = None,
+        attrs: Optional[Dict[str, Any]] = None,
+        refs: Optional[Dict[str, Optional["Model"]]] = None,
+        ops: Optional[Ops] = None,
+    ) -> None:
+        self.name = name
+        with Model.global_id_lock:
+            self.id = next(Model._id_counter)
+            Model.global_id = self.id
+        self.ops = ops if ops is not None else get_current_ops()
+        self._func = forward
+        self.init = init if init is not None else empty_init
+        self._dims: Dict[str, Optional[int]] = {}
+        for dim_name, value in (dims or {}).items():
+            self._dims[dim_name] = None
+            if value is not None:
+                self.set_dim(dim_name, value)
+        self._params: Dict[str, Any] = {}
+        for param_name, value in (params or {}).items():
+            self._params[param_name] = value
+        self._grads: Dict[str, Any] = dict(grads or {})
+        self._attrs: Dict[str, Any] = dict(attrs or {})
+        self._refs: Dict[str, Optional[Model]] = dict(refs or {})
+        self._layers: List[Model] = list(layers or [])
+        self._shims: List[Any] = list(shims or [])
+
+    # Operators ----------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def define_operators(cls, operators: Dict[str, Callable]) -> Iterator[None]:
+        """Bind binary operators (e.g. ``{">>": chain}``) to functions within the block.
+
+        Bindings are local to this thread/context, nest (an inner block adds to and
+        overrides the outer one) and are removed on exit, exceptions included.
+        """
+        unknown = set(operators) - set(_OPERATORS.values())
+        if unknown:
+            raise ConfigurationError(
+                f"define_operators: unsupported operator(s) {sorted(unknown)}; "
+                f"supported: {sorted(set(_OPERATORS.values()))}"
+            )
+        merged = {**cls._context_operators.get(), **operators}
+        token = cls._context_operators.set(merged)
+        try:
+            yield
+        finally:
+            cls._context_operators.reset(token)
+
+    # Properties -----------------------------------------------------------------
+
+    @property
+    def layers(self) -> List["Model"]:
+        """The child layers: a live list you may append to, but not reassign."""
+        return self._layers
+
+    @property
+    def shims(self) -> List[Any]:
+        return self._shims
+
+    @property
+    def attrs(self) -> Dict[str, Any]:
+        """Non-parameter attributes: a live dict."""
+        return self._attrs
+
+    @property
+    def param_names(self) -> Tuple[str, ...]:
+        return tuple(self._params)
+
+    @property
+    def grad_names(self) -> Tuple[str, ...]:
+        return tuple(name for name in self._params if name in self._grads)
+
+    @property
+    def dim_names(self) -> Tuple[str, ...]:
+        return tuple(self._dims)
+
+    @property
+    def ref_names(self) -> Tuple[str, ...]:
+        return tuple(self._refs)
+
+    @property
+    def attr_names(self) -> Tuple[str, ...]:
+        return tuple(self._attrs)
+
+    # Dims -----------------------------------------------------------------------
+
+    def has_dim(self, name: str) -> Optional[bool]:
+        """True if set, None if registered but unset, False if unknown."""
+        if name not in self._dims:
+            return False
+        return None if self._dims[name] is None else True
+
+    def get_dim(self, name: str) -> int:
+        if name not in self._dims:
+            raise self._unknown("dimension", name, self._dims)
+        value = self._dims[name]
+        if value is None:
+            raise UnsetValueError(
+                f"dimension {name!r} is unset: pass it to the layer or call "
+                f"model.initialize(X, Y) with sample data to infer it",
+                layer=self.name,
+            )
+        return value
+
+    def maybe_get_dim(self, name: str) -> Optional[int]:
+        return self._dims.get(name)
+
+    def set_dim(self, name: str, value: Optional[int], *, force: bool = False) -> None:
+        """Set a registered dimension; changing a set value needs `force` and no params yet."""
+        if name not in self._dims:
+            raise self._unknown("dimension", name, self._dims)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) and not _is_int_like(value):
+                raise ConfigurationError(
+                    f"dimension {name!r} must be a non-negative int, got {value!r}", layer=self.name
+                )
+            value = int(value)
+            if value < 0:
+                raise ConfigurationError(
+                    f"dimension {name!r} must be non-negative, got {value}", layer=self.name
+                )
+        old = self._dims[name]
+        if old is not None and value != old:
+            if not force:
+                raise DimensionConflictError(
+                    f"attempt to change dimension {name!r} from {old} to {value}; "
+                    f"pass force=True to resize a layer that has no weights yet",
+                    layer=self.name,
+                )
+            set_params = [p for p, v in self._params.items() if v is not None]
+            if set_params:
+                raise DimensionConflictError(
+                    f"cannot change dimension {name!r} from {old} to {value}: "
+                    f"params {set_params} are already allocated with the old size",
+                    layer=self.name,
+                )
+        self._dims[name] = value
+
+    # Params and grads -----------------------------------------------------------
+
+    def has_param(self, name: str) -> Optional[bool]:
+        if name not in self._params:
+            return False
+        return None if self._params[name] is None else True
+
+    def get_param(self, name: str) -> Any:
+        if name not in self._params:
+            raise self._unknown("param", name, self._params)
+        value = self._params[name]
+        if value is None:
+            raise UnsetValueError(
+                f"param {name!r} has not been allocated yet: call model.initialize()",
+                layer=self.name,
+            )
+        return value
+
+    def maybe_get_param(self, name: str) -> Optional[Any]:
+        return self._params.get(name)
+
+    def set_param(self, name: str, value: Optional[Any]) -> None:
+        """Set (or with None, unset) a param; a new name registers it."""
+        if value is not None and not hasattr(value, "shape"):
+            raise ConfigurationError(
+                f"param {name!r} must be an array, got {type(value).__name__}", layer=self.name
+            )
+        self._params[name] = value
+
+    def has_grad(self, name: str) -> bool:
+        """True when a gradient array is stored for the param (even if it is all zeros)."""
+        return name in self._grads
+
+    def get_grad(self, name: str) -> Any:
+        if name not in self._grads:
+            raise UnknownNameError(
+                f"no gradient for param {name!r} (has one been computed?)", layer=self.name
+            )
+        return self._grads[name]
+
+    def maybe_get_grad(self, name: str) -> Optional[Any]:
+        return self._grads.get(name)
+
+    def set_grad(self, name: str, value: Any) -> None:
+        self._grads[name] = value
+
+    def inc_grad(self, name: str, value: Any) -> None:
+        """Add `value` to the param's gradient (the first call stores a copy)."""
+        grad = self._grads.get(name)
+        if grad is None:
+            self._grads[name] = self.ops.xp.array(value, copy=True, order="C")
+        else:
+            grad += value
+
+    def get_gradients(self) -> Dict[Tuple[int, str], Tuple[Any, Any]]:
+        """``{(node.id, name): (param, grad)}`` for every param with a gradient in the tree."""
+        return {
+            (node.id, name): (node._params[name], node._grads[name])
+            for node in self.walk()
+            for name in node.grad_names
+        }
+
+    # Refs -------------------------------------------------------------------------
+
+    def has_ref(self, name: str) -> Optional[bool]:
+        if name not in self._refs:
+            return False
+        return None if self._refs[name] is None else True
+
+    def get_ref(self, name: str) -> "Model":
+        if name not in self._refs:
+            raise self._unknown("ref", name, self._refs)
+        value = self._refs[name]
+        if value is None:
+            raise UnsetValueError(f"ref {name!r} is unset", layer=self.name)
+        return value
+
+    def maybe_get_ref(self, name: str) -> Optional["Model"]:
+        return self._refs.get(name)
+
+    def set_ref(self, name: str, value: Optional["Model"]) -> None:
+        """Point ref `name` at a node of this model's own tree (or None)."""
+        if value is not None and not any(node is value for node in self.walk()):
+            raise ConfigurationError(
+                f"cannot add reference {name!r} to node {value.name!r}: it is not in this tree",
+                layer=self.name,
+            )
+        self._refs[name] = value
+
+    # Attrs (the seed's API; ``model.attrs`` is the same dict) -----------------------
+
+    def has_attr(self, name: str) -> bool:
+        return name in self._attrs
+
+    def get_attr(self, name: str) -> Any:
+        if name not in self._attrs:
+            raise self._unknown("attr", name, self._attrs)
+        return self._attrs[name]
+
+    def set_attr(self, name: str, value: Any) -> None:
+        self._attrs[name] = value
+
+    # Running ------------------------------------------------------------------------
+
+    def __call__(self, X: InT, is_train: bool) -> Tuple[OutT, Callable]:
+        """Run forward; return the output and a callback from d(output) to d(input)."""
+        return self._func(self, X, is_train=is_train)
+
+    def begin_update(self, X: InT) -> Tuple[OutT, Callable]:
+        return self._func(self, X, is_train=True)
+
+    def predict(self, X: InT) -> OutT:
+        return self._func(self, X, is_train=False)[0]
+
+    def initialize(self: SelfT, X: Optional[InT] = None, Y: Optional[OutT] = None) -> SelfT:
+        """Infer missing dims from sample batches and allocate params, via the init callable."""
+        from .util import DATA_VALIDATION, validate_fwd_input_output
+
+        if DATA_VALIDATION.get():
+            validate_fwd_input_output(self.name, self._func, X, Y)
+        if self.init is not None:
+            self.init(self, X=X, Y=Y)
+        return self
+
+    def finish_update(self, optimizer: Callable) -> None:
+        """Let `optimizer` update every param (and every shim) that has a gradient."""
+        nodes = list(self.walk())
+        for node in nodes:
+            for shim in node._shims:
+                shim.finish_update(optimizer)
+        for node in nodes:
+            for name in node.grad_names:
+                param = node._params[name]
+                if param is None:
+                    continue
+                param, grad = optimizer((node.id, name), param, node._grads[name])
+                node._params[name] = param
+
+    @contextlib.contextmanager
+    def use_params(self, params: Dict[Tuple[int, str], Any]) -> Iterator[None]:
+        """Temporarily swap in params keyed by (node id, name); restored on exit or error."""
+        backups: List[Tuple[Model, str, Any]] = []
+        try:
+            with contextlib.ExitStack() as stack:
+                for node in self.walk():
+                    for name in node.param_names:
+                        key = (node.id, name)
+                        if key in params:
+                            backups.append((node, name, node._params[name]))
+                            node._params[name] = params[key]
+                    for shim in node._shims:
+                        stack.enter_context(shim.use_params(params))
+                yield
+        finally:
+            for node, name, value in backups:
+                node._params[name] = value
+
+    def replace_callbacks(self, forward: Callable, *, init: Optional[Callable] = None) -> None:
+        self._func = forward
+        self.init = init
+
+    # Tree traversal and surgery -----------------------------------------------------
+
+    def walk(self, *, order: str = "bfs") -> Iterator["Model"]:
+        """Iterate over the nodes of the tree once each: "bfs", "dfs_pre" or "dfs_post"."""
+        if order not in _WALK_ORDERS:
+            raise ValueError(f"Invalid order, must be one of: {', '.join(_WALK_ORDERS)}")
+        return getattr(self, f"_walk_{order}")()
+
+    def _walk_bfs(self) -> Iterator["Model"]:
+        seen = {id(self)}
+        queue = [self]
+        while queue:
+            next_queue = []
+            for node in queue:
+                yield node
+                for child in node._layers:
+                    if id(child) not in seen:
+                        seen.add(id(child))
+                        next_queue.append(child)
+            queue = next_queue
+
+    def _walk_dfs_pre(self) -> Iterator["Model"]:
+        seen = set()
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            yield node
+            stack.extend(reversed(node._layers))
+
+    def _walk_dfs_post(self) -> Iterator["Model"]:
+        seen = {id(self)}
+        stack: List[Tuple[Model, Iterator[Model]]] = [(self, iter(self._layers))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    stack.append((child, iter(child._layers)))
+                    break
+            else:
+                stack.pop()
+                yield node
+
+    def remove_node(self, node: "Model") -> None:
+        """Remove `node` from every layers list; refs left pointing outside the tree become None."""
+        for parent in list(self.walk()):
+            parent._layers[:] = [child for child in parent._layers if child is not node]
+        remaining = {id(n) for n in self.walk()}
+        for parent in self.walk():
+            for name, target in parent._refs.items():
+                if target is not None and id(target) not in remaining:
+                    parent._refs[name] = None
+
+    def replace_node(self, old: "Model", new: "Model") -> bool:
+        """Replace `old` by `new` in every layers list and ref; True if `old` was found."""
+        found = False
+        for node in list(self.walk(order="dfs_post")):
+            if node is old:
+                found = True
+                continue
+            for i, child in enumerate(node._layers):
+                if child is old:
+                    node._layers[i] = new
+            for name, target in node._refs.items():
+                if target is old:
+                    node._refs[name] = new
+        return found
+
+    def copy(self: SelfT) -> SelfT:
+        """A deep copy with new ids, the same ops, shared layers still shared, refs kept."""
+        memo: Dict[int, Any] = {}
+        copied = self._copy_node(memo)
+        for original_id, node_copy in list(memo.items()):
+            if isinstance(node_copy, Model):
+                node_copy._refs = {
+                    name: (memo.get(id(target), target) if target is not None else None)
+                    for name, target in node_copy._refs.items()
+                }
+        return copied  # type: ignore[return-value]
+
+    def _copy_node(self, memo: Dict[int, Any]) -> "Model":
+        if id(self) in memo:
+            return memo[id(self)]
+        xp_copy = _copy_array
+        copied = Model(
+            self.name,
+            self._func,
+            init=self.init,
+            dims=dict(self._dims),
+            params={n: (None if v is None else xp_copy(v)) for n, v in self._params.items()},
+            grads={n: xp_copy(v) for n, v in self._grads.items()},
+            attrs={n: _deepcopy_or_share(v) for n, v in self._attrs.items()},
+            refs=dict(self._refs),
+            ops=self.ops,
+        )
+        memo[id(self)] = copied
+        copied._layers.extend(layer._copy_node(memo) for layer in self._layers)
+        for shim in self._shims:
+            if id(shim) not in memo:
+                memo[id(shim)] = shim.copy()
+            copied._shims.append(memo[id(shim)])
+        return copied
+
+    # Devices --------------------------------------------------------------------------
+
+    def to_gpu(self, gpu_id: int) -> Any:
+        """Move every param, grad and shim to GPU `gpu_id`; returns the cupy Device."""
+        import cupy
+
+        device = cupy.cuda.device.Device(gpu_id)
+        with device:
+            self._to_ops(CupyOps(device_id=gpu_id))
+        return device
+
+    def to_cpu(self) -> None:
+        self._to_ops(NumpyOps())
+
+    def _to_ops(self, ops: Ops) -> None:
+        for node in self.walk():
+            node.ops = ops
+            for name, value in node._params.items():
+                if value is not None:
+                    node._params[name] = ops.asarray(value)
+            for name, value in node._grads.items():
+                node._grads[name] = ops.asarray(value)
+            for shim in node._shims:
+                shim.to_device(ops.device_type, ops.device_id)
+
+    # Serialisation --------------------------------------------------------------------
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The tree as plain data: per node, its name, dims, refs, attrs, params and shim bytes."""
+        nodes = list(self.walk())
+        index_of = {id(node): i for i, node in enumerate(nodes)}
+        msg: Dict[str, Any] = {
+            "composa": FORMAT_VERSION,
+            "nodes": [],
+            "attrs": [],
+            "params": [],
+            "shims": [],
+        }
+        for i, node in enumerate(nodes):
+            refs = {}
+            for name, target in node._refs.items():
+                if target is not None and id(target) not in index_of:
+                    raise SerializationError(
+                        f"ref {name!r} points to node {target.name!r} outside the model",
+                        layer=node.name,
+                    )
+                refs[name] = None if target is None else index_of[id(target)]
+            msg["nodes"].append({"index": i, "name": node.name, "dims": dict(node._dims), "refs": refs})
+            msg["attrs"].append(_serialize_attrs(node))
+            msg["params"].append(
+                {name: (None if v is None else node.ops.to_numpy(v)) for name, v in node._params.items()}
+            )
+            msg["shims"].append([shim.to_bytes() for shim in node._shims])
+        return msg
+
+    def to_bytes(self) -> bytes:
+        """msgpack bytes of :meth:`to_dict`; the same model always gives the same bytes."""
+        return msgpack_dumps(self.to_dict())
+
+    def to_disk(self, path: Union[str, Path]) -> None:
+        """Write :meth:`to_bytes` to one file, atomically (temp file, fsync, rename)."""
+        write_bytes_atomic(path, self.to_bytes())
+
+    def from_bytes(self: SelfT, bytes_data: bytes) -> SelfT:
+        """Load bytes from :meth:`to_bytes`; on any problem raise and leave the model as it was."""
+        return self.from_dict(msgpack_loads(bytes_data))
+
+    def from_disk(self: SelfT, path: Union[str, Path]) -> SelfT:
+        return self.from_bytes(read_bytes(path))
+
+    def from_dict(self: SelfT, msg: Dict[str, Any]) -> SelfT:
+        """Validate `msg` against this model completely, then apply it (all or nothing)."""
+        nodes = list(self.walk())
+        plan = _plan_load(nodes, msg)
+        snapshot = [_snapshot(node) for node in nodes]
+        shim_backups: List[Tuple[Any, bytes]] = []
+        try:
+            for node, node_plan in zip(nodes, plan):
+                node._dims.update(node_plan["dims"])
+                for name, index in node_plan["refs"].items():
+                    node._refs[name] = None if index is None else nodes[index]
+                node._attrs.update(node_plan["attrs"])
+                for name, array in node_plan["params"].items():
+                    node._params[name] = node.ops.asarray(array).copy()
+                for shim, data in zip(node._shims, node_plan["shims"]):
+                    shim_backups.append((shim, shim.to_bytes()))
+                    shim.from_bytes(data)
+        except Exception as error:
+            for node, state in zip(nodes, snapshot):
+                _restore(node, state)
+            for shim, data in shim_backups:
+                with contextlib.suppress(Exception):
+                    shim.from_bytes(data)
+            raise SerializationError(f"could not load the model bytes: {error}") from error
+        return self
+
+    def can_from_dict(self, msg: Dict[str, Any], *, strict: bool = True) -> bool:
+        try:
+            _plan_load(list(self.walk()), msg, strict=strict)
+        except SerializationError:
+            return False
+        return True
+
+    def can_from_bytes(self, bytes_data: bytes, *, strict: bool = True) -> bool:
+        try:
+            msg = msgpack_loads(bytes_data)
+        except SerializationError:
+            return False
+        return self.can_from_dict(msg, strict=strict)
+
+    def can_from_disk(self, path: Union[str, Path], *, strict: bool = True) -> bool:
+        path = Path(path)
+        if not path.is_file():
+            return False
+        return self.can_from_bytes(path.read_bytes(), strict=strict)
+
+    # Display ----------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        """The layer tree with each node's name, dims and parameter counts."""
+        lines: List[str] = []
+        _describe_tree(self, lines, indent="", label="", seen=set())
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+    # Helpers ----------------------------------------------------------------------------
+
+    def _unknown(self, kind: str, name: str, known: Iterable[str]) -> UnknownNameError:
+        return UnknownNameError(
+            f"unknown {kind} {name!r}; this layer has {kind}s {sorted(known)}", layer=self.name
+        )
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "Model":
+        return self.copy()
+
+
+def _make_operator(dunder: str, symbol: str) -> Callable:
+    def operator(self: Model, other: Any) -> Any:
+        table = Model._context_operators.get()
+        if symbol not in table:
+            raise TypeError(
+                f"Undefined operator: {symbol}. Bind it with "
+                f"`with Model.define_operators({{'{symbol}': ...}}):`"
+            )
+        return table[symbol](self, other)
+
+    operator.__name__ = dunder
+    operator.__doc__ = f"Apply the function bound to {symbol!r} by Model.define_operators."
+    return operator
+
+
+for _dunder, _symbol in _OPERATORS.items():
+    setattr(Model, _dunder, _make_operator(_dunder, _symbol))
+
+
+# Serialisation helpers ---------------------------------------------------------------
+
+
+@functools.singledispatch
+def serialize_attr(_: Any, value: Any, name: str, model: Model) -> bytes:
+    """Serialise an attr value to bytes; dispatches on the current value's type."""
+    try:
+        return msgpack_dumps(value)
+    except TypeError as error:
+        raise SerializationError(
+            f"attr {name!r} holds a {type(value).__name__}, which cannot be saved: {error}. "
+            f"Register a serializer with @serialize_attr.register({type(value).__name__}), "
+            f"or wrap the value in Unserializable to leave it out of saved bytes",
+            layer=model.name,
+        ) from error
+
+
+@functools.singledispatch
+def deserialize_attr(_: Any, value: bytes, name: str, model: Model) -> Any:
+    """Load an attr value from bytes; dispatches on the receiving model's current value."""
+    return msgpack_loads(value)
+
+
+def _is_runtime_only(value: Any) -> bool:
+    """Attrs that are code or runtime state: left out of saved bytes on purpose."""
+    return isinstance(value, Unserializable) or callable(value) and not isinstance(value, type)
+
+
+def _serialize_attrs(node: Model) -> Dict[str, bytes]:
+    return {
+        name: serialize_attr(value, value, name, node)
+        for name, value in node._attrs.items()
+        if not _is_runtime_only(value)
+    }
+
+
+def _plan_load(nodes: List[Model], msg: Any, *, strict: bool = True) -> List[Dict[str, Any]]:
+    """Check every field of `msg` against `nodes`; return what to apply, per node."""
+    if not isinstance(msg, dict) or "nodes" not in msg:
+        raise SerializationError("these bytes are not a serialised composa model (no 'nodes')")
+    version = msg.get("composa", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise SerializationError(
+            f"the bytes use format version {version!r}; this composa reads up to {FORMAT_VERSION}"
+        )
+    fields = {key: msg.get(key) for key in ("nodes", "attrs", "params", "shims")}
+    for key, value in fields.items():
+        if not isinstance(value, list):
+            raise SerializationError(f"field {key!r} must be a list, got {type(value).__name__}")
+        if len(value) != len(nodes):
+            raise SerializationError(
+                f"mismatched structure: the model has {len(nodes)} nodes, "
+                f"field {key!r} describes {len(value)}"
+            )
+    return [
+        _plan_node(i, node, nodes, fields, strict)
+        for i, node in enumerate(nodes)
+    ]
+
+
+def _plan_node(
+    i: int, node: Model, nodes: List[Model], fields: Dict[str, list], strict: bool
+) -> Dict[str, Any]:
+    where = f"node {i} ({node.name!r})"
+    info, attrs, params, shims = (fields[k][i] for k in ("nodes", "attrs", "params", "shims"))
+    if not isinstance(info, dict) or not isinstance(info.get("dims", {}), dict):
+        raise SerializationError(f"{where}: malformed node entry")
+    if strict and info.get("name") != node.name:
+        raise SerializationError(
+            f"{where}: the bytes hold a layer named {info.get('name')!r} here; "
+            f"was this saved from a different model?"
+        )
+    dims = {}
+    for name, value in info.get("dims", {}).items():
+        if name not in node._dims:
+            raise SerializationError(f"{where}: unknown dimension {name!r}")
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise SerializationError(f"{where}: dimension {name!r} has invalid value {value!r}")
+        current = node._dims[name]
+        if current is not None and current != value:
+            raise SerializationError(
+                f"{where}: dimension {name!r} is {current} in the model but {value} in the bytes"
+            )
+        dims[name] = value
+    refs = {}
+    for name, index in (info.get("refs") or {}).items():
+        if index is not None and (not isinstance(index, int) or not 0 <= index < len(nodes)):
+            raise SerializationError(f"{where}: ref {name!r} points to invalid node {index!r}")
+        refs[name] = index
+    if not isinstance(attrs, dict) or not all(isinstance(v, bytes) for v in attrs.values()):
+        raise SerializationError(f"{where}: malformed attrs entry")
+    loaded_attrs = {}
+    for name, data in attrs.items():
+        try:
+            loaded_attrs[name] = deserialize_attr(node._attrs.get(name), data, name, node)
+        except Exception as error:
+            raise SerializationError(f"{where}: attr {name!r} could not be loaded: {error}") from error
+    if not isinstance(params, dict):
+        raise SerializationError(f"{where}: malformed params entry")
+    loaded_params = {}
+    for name, array in params.items():
+        if name not in node._params:
+            raise SerializationError(f"{where}: unknown param {name!r}")
+        if array is None:
+            continue
+        if not hasattr(array, "dtype") or array.dtype.kind != "f":
+            raise SerializationError(f"{where}: param {name!r} is not a float array")
+        current = node._params[name]
+        if current is not None and (
+            tuple(current.shape) != tuple(array.shape) or current.dtype != array.dtype
+        ):
+            raise SerializationError(
+                f"{where}: param {name!r} is {tuple(current.shape)} {current.dtype} in the model "
+                f"but {tuple(array.shape)} {array.dtype} in the bytes"
+            )
+        loaded_params[name] = array
+    if not isinstance(shims, list) or len(shims) != len(node._shims):
+        count = len(shims) if isinstance(shims, list) else "malformed"
+        raise SerializationError(f"{where}: the model has {len(node._shims)} shims, bytes {count}")
+    if not all(isinstance(data, bytes) for data in shims):
+        raise SerializationError(f"{where}: malformed shim entry")
+    return {"dims": dims, "refs": refs, "attrs": loaded_attrs, "params": loaded_params, "shims": shims}
+
+
+def _snapshot(node: Model) -> Tuple[Dict, Dict, Dict, Dict]:
+    return dict(node._dims), dict(node._refs), dict(node._attrs), dict(node._params)
+
+
+def _restore(node: Model, state: Tuple[Dict, Dict, Dict, Dict]) -> None:
+    for current, saved in zip((node._dims, node._refs, node._attrs, node._params), state):
+        current.clear()
+        current.update(saved)
+
+
+def _copy_array(array: Any) -> Any:
+    return array.copy()
+
+
+def _deepcopy_or_share(value: Any) -> Any:
+    try:
+        return copy_module.deepcopy(value)
+    except Exception:  # e.g. a C extension object: the copy shares it
+        return value
+
+
+def _is_int_like(value: Any) -> bool:
+    return hasattr(value, "__index__")
+
+
+def _count_params(node: Model) -> int:
+    return sum(int(v.size) for v in node._params.values() if v is not None)
+
+
+def _describe_tree(node: Model, lines: List[str], indent: str, label: str, seen: set) -> None:
+    if id(node) in seen:
+        lines.append(f"{indent}{label}{node.name} (shared, shown above)")
+        return
+    seen.add(id(node))
+    total = sum(_count_params(n) for n in node.walk())
+    dims = ", ".join(f"{k}={'?' if v is None else v}" for k, v in node._dims.items())
+    params = ", ".join(
+        f"{name} {'unset' if v is None else tuple(v.shape)}" for name, v in node._params.items()
+    )
+    parts = [part for part in (dims, params, f"{total:,} params") if part]
+    shims = f" shims=[{', '.join(type(s).__name__ for s in node._shims)}]" if node._shims else ""
+    lines.append(f"{indent}{label}{node.name} ({'; '.join(parts)}){shims}")
+    for i, child in enumerate(node._layers):
+        _describe_tree(child, lines, indent + "  ", f"({i}): ", seen)
+
+
+# Module helpers ------------------------------------------------------------------------
+
+
+def set_dropout_rate(model: Model, drop: float, attrs: Sequence[str] = ("dropout_rate",)) -> Model:
+    """Set the dropout rate of every node that has one of `attrs`."""
+    for node in model.walk():
+        for attr in attrs:
+            if attr in node._attrs:
+                node._attrs[attr] = drop
+    return model
+
+
+def change_attr_values(model: Model, mapping: Dict[str, Dict[str, Any]]) -> Model:
+    """For nodes named in `mapping`, set the listed attrs that they already have."""
+    for node in model.walk():
+        for attr, value in mapping.get(node.name, {}).items():
+            if attr in node._attrs:
+                node._attrs[attr] = value
+    return model
+
+
+def wrap_model_recursive(model: Model, wrapper: Callable[[Model], Model]) -> Model:
+    """Wrap every node of the tree with `wrapper` (children first), then the root."""
+    for node in list(model.walk()):
+        model.replace_node(node, wrapper(node))
+    return wrapper(model)
+
+
+def create_init(initializers: Dict[str, Callable]) -> Callable:
+    """An init function that infers nI/nO from the samples and fills params by initializer.
+
+    ``W`` gets shape (nO, nI) and ``b`` shape (nO,); other params are re-initialised
+    in their current shape. Initializers are ``f(ops, shape) -> array``.
+    """
+
+    def init(model: Model, X: Any = None, Y: Any = None) -> Model:
+        from .util import get_width
+
+        if X is not None and model.has_dim("nI") is not False:
+            model.set_dim("nI", get_width(X))
+        if Y is not None and model.has_dim("nO") is not False:
+            model.set_dim("nO", get_width(Y))
+        for name, initializer in initializers.items():
+            model.set_param(name, initializer(model.ops, _param_shape(model, name)))
+        return model
+
+    return init
+
+
+def _param_shape(model: Model, name: str) -> Tuple[int, ...]:
+    if name == "W":
+        return (model.get_dim("nO"), model.get_dim("nI"))
+    if name == "b":
+        return (model.get_dim("nO"),)
+    current = model.maybe_get_param(name)
+    if current is None:
+        raise ConfigurationError(
+            f"create_init cannot tell the shape of param {name!r}: set it first", layer=model.name
+        )
+    return tuple(current.shape)
