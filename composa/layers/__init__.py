@@ -1,15 +1,19 @@
 """composa's layers: each module is one layer family and lists its names in ``__all__``.
 
-Owners add their modules to their own section below.
+Each section below belongs to one area of work; add a module's import to its section.
 """
-# Weight layers and activations
+# Weight layers and activations (dense family, softmax, embeddings, normalisation, dropout)
 from .linear import *  # noqa: F401,F403
 from .dense import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403
 
-# Combinators and adapters
+# Sequence layers (LSTM, attention, reductions, windows, id mapping, resizable)
+
+# Combinators and adapters (chain, concatenate, add, with_*, conversions)
 from .chain import *  # noqa: F401,F403
 from .noop import *  # noqa: F401,F403
+
+# Framework wrappers (PyTorchWrapper, PyTorchLSTM, TorchScriptWrapper)
 
 
 def _collect_all() -> list:
