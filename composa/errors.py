@@ -58,8 +58,14 @@ class UnknownNameError(ComposaError, KeyError):
     __str__ = ComposaError.__str__
 
 
-class UnsetValueError(ComposaError, ValueError):
-    """A registered dim, param or ref has no value yet (usually: not initialized)."""
+class UnsetValueError(ComposaError, KeyError, ValueError):
+    """A registered dim, param or ref has no value yet (usually: not initialized).
+
+    It is both a KeyError and a ValueError, because the reference raises one for
+    unset params and the other for unset dims and refs.
+    """
+
+    __str__ = ComposaError.__str__
 
 
 class DimensionConflictError(ComposaError, ValueError):

@@ -38,6 +38,10 @@ def _encode(obj: Any) -> Any:
         return msgpack.ExtType(TUPLE_EXT, msgpack_dumps(list(obj)))
     if isinstance(obj, numpy.generic):
         return obj.item()
+    # strict_types sends subclasses here too (e.g. a Config dict, an IntEnum).
+    for base in (dict, list, str, bytes, bool, int, float):
+        if isinstance(obj, base):
+            return base(obj)
     raise TypeError(f"cannot serialise a value of type {type(obj).__name__}")
 
 
@@ -74,7 +78,7 @@ def _ext_hook(code: int, payload: bytes) -> Any:
 
 def msgpack_dumps(data: Any) -> bytes:
     """Encode `data` (dicts, lists, tuples, scalars, strings, bytes, numeric arrays)."""
-    return msgpack.packb(data, default=_encode, use_bin_type=True)
+    return msgpack.packb(data, default=_encode, use_bin_type=True, strict_types=True)
 
 
 def msgpack_loads(data: bytes) -> Any:
