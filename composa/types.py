@@ -256,9 +256,8 @@ class Padded:
         lengths = self.lengths[selected]
         max_length = int(numpy.asarray(_to_host(lengths)).max()) if len(positions) else 0
         host_lengths = numpy.asarray(_to_host(lengths))
-        size_at_t = numpy.asarray(
-            [(host_lengths > t).sum() for t in range(max_length)], dtype="int32"
-        )
+        steps = numpy.arange(max_length)[:, None]
+        size_at_t = (host_lengths[None, :] > steps).sum(axis=1).astype("int32")
         return Padded(
             self.data[:max_length, selected],
             xp.asarray(size_at_t),
