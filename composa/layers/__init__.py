@@ -6,6 +6,15 @@ Each section below belongs to one area of work; add a module's import to its sec
 from .linear import *  # noqa: F401,F403
 from .dense import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403
+from .sigmoid import *  # noqa: F401,F403
+from .maxout import *  # noqa: F401,F403
+from .layernorm import *  # noqa: F401,F403
+from .dropout import *  # noqa: F401,F403
+from .multisoftmax import *  # noqa: F401,F403
+from .embed import *  # noqa: F401,F403
+from .hashembed import *  # noqa: F401,F403
+from .sparselinear import *  # noqa: F401,F403
+from .cauchysimilarity import *  # noqa: F401,F403
 
 # Sequence layers (LSTM, attention, reductions, windows, id mapping, resizable)
 

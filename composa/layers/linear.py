@@ -2,7 +2,7 @@
 from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import check_input_width
+from ..errors import ShapeMismatchError, check_input_width, describe
 from ..initializers import glorot_uniform_init, zero_init
 from ..model import Model
 from ..types import Floats2d
@@ -35,10 +35,13 @@ def Linear(
 def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Callable]:
     W = model.get_param("W")
     b = model.get_param("b")
-    check_input_width(model, X, W.shape[1])
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] != W.shape[1]:
+        check_input_width(model, X, W.shape[1])
     Y = model.ops.affine(X, W, b)
 
     def backprop(dY: OutT) -> InT:
+        check_gradient_shape(model, dY, Y)
         model.inc_grad("b", dY.sum(axis=0))
         model.inc_grad("W", model.ops.gemm(dY, X, trans1=True))
         return model.ops.gemm(dY, W)
@@ -58,3 +61,12 @@ def init(
     model.set_param("W", init_W(model.ops, shape_W))
     model.set_param("b", init_b(model.ops, (shape_W[0],)))
     return model
+
+
+def check_gradient_shape(model: Model, dY: Any, Y: Any) -> None:
+    """Raise ShapeMismatchError unless the gradient `dY` has the shape of the output `Y`."""
+    if getattr(dY, "shape", None) != Y.shape:
+        raise ShapeMismatchError(
+            f"backprop expected a gradient of shape {tuple(Y.shape)}, got {describe(dY)}",
+            layer=model.name,
+        )

@@ -1,15 +1,22 @@
-"""Softmax output layers."""
-from typing import Callable, Optional, Tuple
+"""Softmax output layers: an affine transform followed by a softmax over classes.
+
+Contract of backprop (as in the reference, v1 and v2 alike): ``dY`` is the gradient
+with respect to the *logits*, which is what a cross-entropy loss gives
+(``CategoricalCrossentropy`` returns ``guesses - truths``). The softmax Jacobian is
+therefore not applied again. To backpropagate an arbitrary gradient of the
+probabilities, use ``chain(Linear(...), softmax_activation())`` instead.
+"""
+from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import check_input_width
+from ..errors import ConfigurationError, check_input_width
 from ..initializers import zero_init
 from ..model import Model
 from ..types import Floats2d
-from ..util import partial
-from .linear import init as linear_init
+from ..util import get_width, partial
+from .linear import check_gradient_shape
 
-__all__ = ["Softmax"]
+__all__ = ["Softmax", "Softmax_v2"]
 
 
 @registry.layers("Softmax.v1")
@@ -22,28 +29,83 @@ def Softmax(
 ) -> Model[Floats2d, Floats2d]:
     """Affine transform followed by softmax: (batch, nI) -> class probabilities (batch, nO).
 
-    Like the reference, backprop treats dY as the gradient of the logits (what
-    ``CategoricalCrossentropy`` returns: ``guesses - truths``).
+    Backprop takes the gradient of the logits (``guesses - truths``), see the module docstring.
     """
+    return Softmax_v2(nO, nI, init_W=init_W, init_b=init_b)
+
+
+@registry.layers("Softmax.v2")
+def Softmax_v2(
+    nO: Optional[int] = None,
+    nI: Optional[int] = None,
+    *,
+    init_W: Callable = zero_init,
+    init_b: Callable = zero_init,
+    normalize_outputs: bool = True,
+    temperature: float = 1.0,
+) -> Model[Floats2d, Floats2d]:
+    """Softmax of ``(X @ W.T + b) / temperature``: (batch, nI) -> (batch, nO).
+
+    With ``normalize_outputs=False``, ``predict`` returns the raw logits (training
+    still normalises). Backprop takes the gradient of the logits.
+    """
+    _check_temperature("softmax", temperature)
     return Model(
         "softmax",
         forward,
-        init=partial(linear_init, init_W, init_b),
+        init=partial(init_if_unset, init_W, init_b),
         dims={"nO": nO, "nI": nI},
         params={"W": None, "b": None},
-        attrs={"softmax_normalize": True, "softmax_temperature": 1.0},
+        attrs={"softmax_normalize": normalize_outputs, "softmax_temperature": temperature},
     )
 
 
-def forward(model: Model, X: Floats2d, is_train: bool) -> Tuple[Floats2d, Callable]:
+def forward(model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool) -> Tuple[Floats2d, Callable]:
     W = model.get_param("W")
     b = model.get_param("b")
-    check_input_width(model, X, W.shape[1])
-    Y = model.ops.softmax(model.ops.affine(X, W, b), inplace=True)
+    temperature = model.attrs["softmax_temperature"]
+    _check_temperature(model.name, temperature)
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] != W.shape[1]:
+        check_input_width(model, X, W.shape[1])
+    normalized = is_train or model.attrs["softmax_normalize"]
+    Z = model.ops.affine(X, W, b)
+    Y = model.ops.softmax(Z, inplace=True, temperature=temperature) if normalized else Z
 
     def backprop(dY: Floats2d) -> Floats2d:
-        model.inc_grad("b", dY.sum(axis=0))
-        model.inc_grad("W", model.ops.gemm(dY, X, trans1=True))
-        return model.ops.gemm(dY, W)
+        if not normalized:
+            raise ConfigurationError(
+                "cannot backprop through unnormalized outputs: this forward ran with "
+                "normalize_outputs=False and is_train=False",
+                layer=model.name,
+            )
+        check_gradient_shape(model, dY, Y)
+        dZ = dY / temperature if temperature != 1.0 else dY
+        model.inc_grad("b", dZ.sum(axis=0))
+        model.inc_grad("W", model.ops.gemm(dZ, X, trans1=True))
+        return model.ops.gemm(dZ, W)
 
     return Y, backprop
+
+
+def init_if_unset(
+    init_W: Callable,
+    init_b: Callable,
+    model: Model[Floats2d, Floats2d],
+    X: Optional[Floats2d] = None,
+    Y: Optional[Floats2d] = None,
+) -> Model[Floats2d, Floats2d]:
+    """Set nI from X and nO from Y where still unset, then draw W (nO, nI) and b (nO,)."""
+    if X is not None and model.has_dim("nI") is None:
+        model.set_dim("nI", get_width(X))
+    if Y is not None and model.has_dim("nO") is None:
+        model.set_dim("nO", get_width(Y))
+    nO, nI = model.get_dim("nO"), model.get_dim("nI")
+    model.set_param("W", init_W(model.ops, (nO, nI)))
+    model.set_param("b", init_b(model.ops, (nO,)))
+    return model
+
+
+def _check_temperature(layer: str, temperature: Any) -> None:
+    if not temperature > 0:
+        raise ConfigurationError(f"temperature must be positive, got {temperature!r}", layer=layer)

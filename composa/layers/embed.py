@@ -1,0 +1,114 @@
+"""Embed: look up a learned vector for each integer id."""
+from typing import Any, Callable, Optional, Tuple
+
+from ..config import registry
+from ..errors import ComposaError, ConfigurationError, ShapeMismatchError, describe
+from ..initializers import uniform_init
+from ..model import Model
+from ..types import Floats2d, Ints1d, Ints2d
+from ..util import get_width, partial
+from .linear import check_gradient_shape
+
+__all__ = ["Embed", "IdOutOfRangeError"]
+
+
+class IdOutOfRangeError(ShapeMismatchError, IndexError):
+    """An id does not index a row of the embedding table (it is negative or >= nV)."""
+
+    __str__ = ComposaError.__str__
+
+
+@registry.layers("Embed.v1")
+def Embed(
+    nO: Optional[int] = None,
+    nV: Optional[int] = None,
+    *,
+    column: Optional[int] = None,
+    initializer: Callable = uniform_init,
+    dropout: Optional[float] = None,
+) -> Model[Ints1d, Floats2d]:
+    """Rows of the table E (nV, nO) for ids in [0, nV): Ints1d (batch,) -> (batch, nO).
+
+    With `column`, the input is an Ints2d and the ids are taken from that column.
+    `dropout` drops whole embedding columns (the same ones for every row) in training.
+    """
+    attrs: dict = {"column": column}
+    if dropout is not None:
+        attrs["dropout_rate"] = dropout
+    return Model(
+        "embed",
+        forward,
+        init=partial(init, initializer),
+        dims={"nO": nO, "nV": nV},
+        attrs=attrs,
+        params={"E": None},
+    )
+
+
+def forward(model: Model[Any, Floats2d], X: Any, is_train: bool) -> Tuple[Floats2d, Callable]:
+    E = model.get_param("E")
+    ids = select_ids(model, X)
+    nV = E.shape[0]
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= nV):
+        raise IdOutOfRangeError(
+            f"ids must be in [0, nV={nV}), got ids from {int(ids.min())} to {int(ids.max())}",
+            layer=model.name,
+        )
+    Y = E[ids]
+    mask = dropout_mask(model, E.shape[1], is_train)
+    if mask is not None:
+        Y *= mask
+
+    def backprop(dY: Floats2d) -> Any:
+        check_gradient_shape(model, dY, Y)
+        if mask is not None:
+            dY = dY * mask
+        dE = model.maybe_get_grad("E")
+        if dE is None:
+            dE = model.ops.alloc(E.shape, dtype=E.dtype)
+            model.set_grad("E", dE)
+        model.ops.scatter_add(dE, ids, dY)
+        return model.ops.alloc(X.shape, dtype=X.dtype)
+
+    return Y, backprop
+
+
+def init(
+    initializer: Callable, model: Model[Any, Floats2d], X: Optional[Any] = None, Y: Optional[Floats2d] = None
+) -> Model[Any, Floats2d]:
+    """Set nO from Y (nV must be given), then draw E (nV, nO)."""
+    if Y is not None:
+        model.set_dim("nO", get_width(Y))
+    shape = (model.get_dim("nV"), model.get_dim("nO"))
+    model.set_param("E", initializer(model.ops, shape))
+    return model
+
+
+def select_ids(model: Model, X: Any) -> Any:
+    """The 1d integer ids in `X` (column ``attrs["column"]`` of a 2d `X`), or a clear error."""
+    column = model.attrs.get("column")
+    dtype = getattr(X, "dtype", None)
+    if dtype is None or dtype.kind not in "iu":
+        raise ShapeMismatchError(f"expected an array of integer ids, got {describe(X)}", layer=model.name)
+    if column is None:
+        if X.ndim != 1:
+            raise ShapeMismatchError(
+                f"expected a 1d array of ids (or pass column= for 2d input), got {describe(X)}",
+                layer=model.name,
+            )
+        return X
+    if X.ndim != 2 or not -X.shape[1] <= column < X.shape[1]:
+        raise ShapeMismatchError(
+            f"expected a 2d array of ids with a column {column}, got {describe(X)}", layer=model.name
+        )
+    return X[:, column]
+
+
+def dropout_mask(model: Model, width: int, is_train: bool) -> Optional[Any]:
+    """A (width,) inverted-dropout mask shared by all rows, or None when not dropping."""
+    rate = model.attrs.get("dropout_rate")
+    if not is_train or not rate:
+        return None
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigurationError(f"dropout rate must be in [0, 1], got {rate!r}", layer=model.name)
+    return model.ops.get_dropout_mask((width,), rate)

@@ -1,0 +1,90 @@
+"""HashEmbed: embed arbitrary (uint64) ids by hashing each into 4 rows of a fixed-size table."""
+from typing import Any, Callable, Optional, Tuple
+
+from ..config import registry
+from ..errors import ConfigurationError
+from ..initializers import uniform_init
+from ..model import Model
+from ..types import Floats2d, Ints1d
+from ..util import get_width, partial
+from .embed import dropout_mask, select_ids
+from .linear import check_gradient_shape
+
+__all__ = ["HashEmbed"]
+
+# The default seed is fixed (the reference uses the model's id), so the hashing, and
+# therefore what trained weights mean, does not depend on model-creation order.
+# Give different seeds to HashEmbeds of different features to decorrelate collisions.
+DEFAULT_SEED = 0
+
+# Each id selects this many rows; its vector is their sum.
+N_HASHES = 4
+
+
+@registry.layers("HashEmbed.v1")
+def HashEmbed(
+    nO: int,
+    nV: int,
+    *,
+    seed: Optional[int] = None,
+    column: Optional[int] = None,
+    initializer: Callable = uniform_init,
+    dropout: Optional[float] = None,
+) -> Model[Ints1d, Floats2d]:
+    """Sum of 4 hashed rows of E (nV, nO) per id: Ints1d (batch,) of any ids -> (batch, nO).
+
+    `seed` defaults to 0 (not the model id), see ``DEFAULT_SEED``. With `column`,
+    the input is an Ints2d and ids come from that column.
+    """
+    if nV is not None and nV < 1:
+        raise ConfigurationError(f"nV (table rows) must be at least 1, got {nV}", layer="hashembed")
+    attrs: dict = {"column": column, "seed": DEFAULT_SEED if seed is None else int(seed)}
+    if dropout is not None:
+        attrs["dropout_rate"] = dropout
+    return Model(
+        "hashembed",
+        forward,
+        init=partial(init, initializer),
+        dims={"nO": nO, "nV": nV, "nI": None},
+        attrs=attrs,
+        params={"E": None},
+    )
+
+
+def forward(model: Model[Any, Floats2d], X: Any, is_train: bool) -> Tuple[Floats2d, Callable]:
+    E = model.get_param("E")
+    ids = select_ids(model, X)
+    nV = E.shape[0]
+    ops = model.ops
+    keys = ops.hash(ops.as_contig(ids, dtype="uint64"), model.attrs["seed"])
+    rows = ops.as_contig(keys % nV, dtype="int32") if ids.size else ops.alloc2i(0, N_HASHES)
+    Y = ops.gather_add(E, rows)
+    mask = dropout_mask(model, E.shape[1], is_train)
+    if mask is not None:
+        Y *= mask
+
+    def backprop(dY: Floats2d) -> Any:
+        check_gradient_shape(model, dY, Y)
+        if mask is not None:
+            dY = dY * mask
+        dE = model.maybe_get_grad("E")
+        if dE is None:
+            dE = ops.alloc(E.shape, dtype=E.dtype)
+            model.set_grad("E", dE)
+        if rows.size:
+            # One pass: row i of dY goes to each of its N_HASHES table rows.
+            ops.scatter_add(dE, ops.reshape1(rows, rows.size), ops.xp.repeat(dY, N_HASHES, axis=0))
+        return ops.alloc(X.shape, dtype=X.dtype)
+
+    return Y, backprop
+
+
+def init(
+    initializer: Callable, model: Model[Any, Floats2d], X: Optional[Any] = None, Y: Optional[Floats2d] = None
+) -> Model[Any, Floats2d]:
+    """Set nO from Y when given, then draw E (nV, nO)."""
+    if Y is not None:
+        model.set_dim("nO", get_width(Y))
+    shape = (model.get_dim("nV"), model.get_dim("nO"))
+    model.set_param("E", initializer(model.ops, shape))
+    return model

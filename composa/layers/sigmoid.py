@@ -1,0 +1,89 @@
+"""Sigmoid output layer and the parameter-free sigmoid / softmax activations."""
+from typing import Callable, Optional, Tuple
+
+from ..config import registry
+from ..errors import check_input_width
+from ..initializers import zero_init
+from ..model import Model
+from ..types import Floats2d, FloatsXd
+from ..util import partial
+from .linear import check_gradient_shape
+from .softmax import init_if_unset
+
+__all__ = ["Sigmoid", "sigmoid_activation", "Logistic", "softmax_activation"]
+
+
+@registry.layers("Sigmoid.v1")
+def Sigmoid(
+    nO: Optional[int] = None,
+    nI: Optional[int] = None,
+    *,
+    init_W: Callable = zero_init,
+    init_b: Callable = zero_init,
+) -> Model[Floats2d, Floats2d]:
+    """Affine transform followed by the logistic function: (batch, nI) -> (batch, nO) in (0, 1)."""
+    return Model(
+        "sigmoid",
+        sigmoid_forward,
+        init=partial(init_if_unset, init_W, init_b),
+        dims={"nO": nO, "nI": nI},
+        params={"W": None, "b": None},
+    )
+
+
+def sigmoid_forward(model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool) -> Tuple[Floats2d, Callable]:
+    W = model.get_param("W")
+    b = model.get_param("b")
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] != W.shape[1]:
+        check_input_width(model, X, W.shape[1])
+    Y = model.ops.sigmoid(model.ops.affine(X, W, b), inplace=True)
+
+    def backprop(dY: Floats2d) -> Floats2d:
+        check_gradient_shape(model, dY, Y)
+        dZ = model.ops.backprop_sigmoid(dY, Y)
+        model.inc_grad("b", dZ.sum(axis=0))
+        model.inc_grad("W", model.ops.gemm(dZ, X, trans1=True))
+        return model.ops.gemm(dZ, W)
+
+    return Y, backprop
+
+
+@registry.layers("sigmoid_activation.v1")
+def sigmoid_activation() -> Model[FloatsXd, FloatsXd]:
+    """Elementwise logistic function ``1 / (1 + exp(-x))`` on an array of any shape."""
+    return Model("sigmoid_activation", logistic_forward)
+
+
+@registry.layers("Logistic.v1")
+def Logistic() -> Model[FloatsXd, FloatsXd]:
+    """Elementwise logistic function (the older name of ``sigmoid_activation``)."""
+    return Model("logistic", logistic_forward)
+
+
+def logistic_forward(model: Model[FloatsXd, FloatsXd], X: FloatsXd, is_train: bool) -> Tuple[FloatsXd, Callable]:
+    Y = model.ops.sigmoid(X)
+
+    def backprop(dY: FloatsXd) -> FloatsXd:
+        check_gradient_shape(model, dY, Y)
+        return model.ops.backprop_sigmoid(dY, Y)
+
+    return Y, backprop
+
+
+@registry.layers("softmax_activation.v1")
+def softmax_activation() -> Model[Floats2d, Floats2d]:
+    """Softmax over the last axis; unlike ``Softmax``, backprop applies the full Jacobian."""
+    return Model("softmax_activation", softmax_activation_forward)
+
+
+def softmax_activation_forward(
+    model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool
+) -> Tuple[Floats2d, Callable]:
+    Y = model.ops.softmax(X)
+
+    def backprop(dY: Floats2d) -> Floats2d:
+        check_gradient_shape(model, dY, Y)
+        return model.ops.backprop_softmax(Y, dY)
+
+    return Y, backprop
