@@ -3,14 +3,16 @@
 ``NumpyOps`` and ``CupyOps`` subclass it and override only where their array module
 can do better. Layers never call numpy or cupy directly: they call ``model.ops``.
 """
-from typing import Any, Optional, Sequence, Tuple, Union
+import itertools
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
 
-from ..errors import ShapeMismatchError
-from ..types import Padded
+from ..errors import ComposaError, ConfigurationError, ShapeMismatchError, describe
+from ..types import Padded, SizedGenerator
+from ._murmur import murmur3_x86_128_uint64, murmur64a_windows
 
-__all__ = ["Ops"]
+__all__ = ["Ops", "OpIndexError"]
 
 ArrayShape = Union[int, Tuple[int, ...]]
 
@@ -154,37 +156,495 @@ class Ops:
 
     # Activations -----------------------------------------------------------------
 
+    def sigmoid(self, X: Any, *, inplace: bool = False) -> Any:
+        """Logistic function of ``clip(X, -20, 20)``."""
+        xp = self.xp
+        out = X if inplace else None
+        Y = xp.clip(X, -20.0, 20.0, out=out)
+        xp.negative(Y, out=Y)
+        xp.exp(Y, out=Y)
+        Y += 1.0
+        return xp.reciprocal(Y, out=Y)
+
+    def dsigmoid(self, Y: Any, *, inplace: bool = False) -> Any:
+        """Derivative of the sigmoid from its output: ``Y * (1 - Y)``."""
+        if inplace:
+            Y *= 1.0 - Y
+            return Y
+        return Y * (1.0 - Y)
+
+    def backprop_sigmoid(self, dY: Any, Y: Any, *, inplace: bool = False) -> Any:
+        """``dY * Y * (1 - Y)``: gradient of the sigmoid given its output."""
+        _check_same_shape("backprop_sigmoid", dY, Y)
+        if inplace:
+            dY *= Y * (1.0 - Y)
+            return dY
+        return dY * (Y * (1.0 - Y))
+
+    def dtanh(self, Y: Any, *, inplace: bool = False) -> Any:
+        """Derivative of tanh from its output: ``1 - Y**2``."""
+        if inplace:
+            Y **= 2
+            Y *= -1.0
+            Y += 1.0
+            return Y
+        return 1.0 - Y * Y
+
     def relu(self, X: Any, inplace: bool = False) -> Any:
+        """``max(X, 0)``."""
         if inplace:
             return self.xp.maximum(X, 0, out=X)
         return self.xp.maximum(X, 0)
 
     def backprop_relu(self, dY: Any, Y: Any, inplace: bool = False) -> Any:
+        """`dY` where the relu output was positive, else 0."""
+        _check_same_shape("backprop_relu", dY, Y)
         if inplace:
             dY *= Y > 0
             return dY
         return dY * (Y > 0)
 
+    def clipped_linear(
+        self,
+        X: Any,
+        slope: float = 1.0,
+        offset: float = 0.0,
+        min_val: float = 0.0,
+        max_val: float = 1.0,
+        inplace: bool = False,
+    ) -> Any:
+        """``clip(X * slope + offset, min_val, max_val)``."""
+        if inplace:
+            X *= slope
+            X += offset
+            return self.xp.clip(X, min_val, max_val, out=X)
+        return self.xp.clip(X * slope + offset, min_val, max_val)
+
+    def backprop_clipped_linear(
+        self,
+        dY: Any,
+        X: Any,
+        slope: float = 1.0,
+        offset: float = 0.0,
+        min_val: float = 0.0,
+        max_val: float = 1.0,
+        inplace: bool = False,
+    ) -> Any:
+        """`dY * slope` where ``X * slope + offset`` lies strictly inside (min_val, max_val), else 0."""
+        _check_same_shape("backprop_clipped_linear", dY, X)
+        Z = X * slope + offset
+        gate = (Z > min_val) & (Z < max_val)
+        if inplace:
+            dY *= gate
+            dY *= slope
+            return dY
+        return dY * gate * slope
+
+    def relu_k(self, X: Any, n: float = 6.0, inplace: bool = False) -> Any:
+        """``clip(X, 0, n)`` (relu6 for n=6)."""
+        return self.clipped_linear(X, max_val=n, inplace=inplace)
+
+    def backprop_relu_k(self, dY: Any, X: Any, n: float = 6.0, inplace: bool = False) -> Any:
+        """Gradient of relu_k: `dY` where 0 < X < n, else 0."""
+        return self.backprop_clipped_linear(dY, X, max_val=n, inplace=inplace)
+
+    def hard_sigmoid(self, X: Any, inplace: bool = False) -> Any:
+        """``clip(0.2 * X + 0.5, 0, 1)``."""
+        return self.clipped_linear(X, slope=0.2, offset=0.5, inplace=inplace)
+
+    def backprop_hard_sigmoid(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """Gradient of hard_sigmoid: ``0.2 * dY`` where -2.5 < X < 2.5, else 0."""
+        return self.backprop_clipped_linear(dY, X, slope=0.2, offset=0.5, inplace=inplace)
+
+    def hard_tanh(self, X: Any, inplace: bool = False) -> Any:
+        """``clip(X, -1, 1)``."""
+        return self.clipped_linear(X, min_val=-1.0, max_val=1.0, inplace=inplace)
+
+    def backprop_hard_tanh(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """Gradient of hard_tanh: `dY` where -1 < X < 1, else 0."""
+        return self.backprop_clipped_linear(dY, X, min_val=-1.0, max_val=1.0, inplace=inplace)
+
+    def swish(self, X: Any, inplace: bool = False) -> Any:
+        """``X * sigmoid(X)`` (SiLU)."""
+        S = self.sigmoid(X)
+        if inplace:
+            X *= S
+            return X
+        return X * S
+
+    def backprop_swish(self, dY: Any, X: Any, Y: Any, inplace: bool = False) -> Any:
+        """Gradient of swish from input and output: ``dY * (Y + sigmoid(X) * (1 - Y))``."""
+        _check_same_shape("backprop_swish", dY, X)
+        S = self.sigmoid(X)
+        grad = Y + S * (1.0 - Y)
+        if inplace:
+            dY *= grad
+            return dY
+        return dY * grad
+
+    def hard_swish(self, X: Any, inplace: bool = False) -> Any:
+        """``X * hard_sigmoid(X)``."""
+        H = self.hard_sigmoid(X)
+        if inplace:
+            X *= H
+            return X
+        return X * H
+
+    def backprop_hard_swish(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """Gradient of hard_swish: ``0.4 X + 0.5`` on [-2.5, 2.5], 1 above, 0 below."""
+        _check_same_shape("backprop_hard_swish", dY, X)
+        xp = self.xp
+        grad = xp.where(X > 2.5, 1.0, xp.where(X < -2.5, 0.0, 0.4 * X + 0.5)).astype(X.dtype, copy=False)
+        if inplace:
+            dY *= grad
+            return dY
+        return dY * grad
+
+    def hard_swish_mobilenet(self, X: Any, inplace: bool = False) -> Any:
+        """``X * relu6(X + 3) / 6`` (MobileNetV3's hard swish, torch's hardswish)."""
+        H = self.xp.clip(X + 3.0, 0.0, 6.0)
+        H /= 6.0
+        if inplace:
+            X *= H
+            return X
+        return X * H
+
+    def backprop_hard_swish_mobilenet(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """Gradient of hard_swish_mobilenet: ``(2X + 3) / 6`` on [-3, 3], 1 above, 0 below."""
+        _check_same_shape("backprop_hard_swish_mobilenet", dY, X)
+        xp = self.xp
+        grad = xp.where(X > 3.0, 1.0, xp.where(X < -3.0, 0.0, (2.0 * X + 3.0) / 6.0))
+        grad = grad.astype(X.dtype, copy=False)
+        if inplace:
+            dY *= grad
+            return dY
+        return dY * grad
+
+    def dish(self, X: Any, inplace: bool = False) -> Any:
+        """``0.5 X (1 + X / sqrt(1 + X**2))``: a smooth, cheap GELU-like curve."""
+        D = X / self.xp.sqrt(1.0 + X * X)
+        D += 1.0
+        D *= 0.5
+        if inplace:
+            X *= D
+            return X
+        return X * D
+
+    def backprop_dish(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """Gradient of dish given its input (not its output)."""
+        _check_same_shape("backprop_dish", dY, X)
+        xp = self.xp
+        inv_s = 1.0 / xp.sqrt(1.0 + X * X)
+        grad = 0.5 + 0.5 * X * inv_s + 0.5 * X * inv_s * inv_s * inv_s
+        if inplace:
+            dY *= grad
+            return dY
+        return dY * grad
+
+    def erf(self, X: Any) -> Any:
+        """The error function, by a 5-term polynomial approximation (|error| < 1.5e-7); keeps dtype."""
+        xp = self.xp
+        sign = xp.sign(X)
+        A = xp.abs(X)
+        t = 1.0 / (1.0 + 0.3275911 * A)
+        poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+        return (sign * (1.0 - poly * xp.exp(-A * A))).astype(X.dtype, copy=False)
+
+    def gelu(self, X: Any, inplace: bool = False) -> Any:
+        """``X * Phi(X)``, Phi the standard normal CDF (exact GELU via erf)."""
+        cdf = self.erf(X * _INV_SQRT2)
+        cdf += 1.0
+        cdf *= 0.5
+        if inplace:
+            X *= cdf
+            return X
+        return X * cdf
+
+    def backprop_gelu(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """Gradient of gelu: ``dY * (Phi(X) + X * phi(X))``."""
+        _check_same_shape("backprop_gelu", dY, X)
+        xp = self.xp
+        cdf = 0.5 * (1.0 + self.erf(X * _INV_SQRT2))
+        pdf = xp.exp(-0.5 * X * X) * _INV_SQRT_2PI
+        grad = cdf + X * pdf
+        if inplace:
+            dY *= grad
+            return dY
+        return dY * grad
+
+    def gelu_approx(self, X: Any, inplace: bool = False) -> Any:
+        """The tanh approximation of GELU: ``0.5 X (1 + tanh(sqrt(2/pi) (X + 0.044715 X**3)))``."""
+        T = self.xp.tanh(_SQRT_2_OVER_PI * (X + 0.044715 * X * X * X))
+        T += 1.0
+        T *= 0.5
+        if inplace:
+            X *= T
+            return X
+        return X * T
+
+    def backprop_gelu_approx(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """Gradient of gelu_approx given its input."""
+        _check_same_shape("backprop_gelu_approx", dY, X)
+        X2 = X * X
+        T = self.xp.tanh(_SQRT_2_OVER_PI * (X + 0.044715 * X2 * X))
+        grad = 0.5 * (1.0 + T) + 0.5 * X * (1.0 - T * T) * _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * X2)
+        if inplace:
+            dY *= grad
+            return dY
+        return dY * grad
+
+    def mish(self, X: Any, threshold: float = 20.0, inplace: bool = False) -> Any:
+        """``X * tanh(softplus(X))``, the identity where ``X >= threshold``."""
+        xp = self.xp
+        Y = X * xp.tanh(xp.logaddexp(0.0, X))
+        Y = xp.where(X >= threshold, X, Y)
+        if inplace:
+            X[...] = Y
+            return X
+        return Y.astype(X.dtype, copy=False)
+
+    def backprop_mish(self, dY: Any, X: Any, threshold: float = 20.0, inplace: bool = False) -> Any:
+        """Gradient of mish given its input (1 where ``X >= threshold``)."""
+        _check_same_shape("backprop_mish", dY, X)
+        xp = self.xp
+        T = xp.tanh(xp.logaddexp(0.0, X))
+        grad = T + X * (1.0 - T * T) * self.sigmoid(X)
+        grad = xp.where(X >= threshold, 1.0, grad).astype(X.dtype, copy=False)
+        if inplace:
+            dY *= grad
+            return dY
+        return dY * grad
+
+    def sechsq(self, X: Any) -> Any:
+        """``sech(X)**2`` of ``clip(X, -20, 20)``."""
+        C = self.xp.cosh(self.xp.clip(X, -20.0, 20.0))
+        return 1.0 / (C * C)
+
     def softmax(
         self, x: Any, *, inplace: bool = False, axis: int = -1, temperature: float = 1.0
     ) -> Any:
+        """Softmax of ``x / temperature`` along `axis` (max-shifted); writes into `x` if `inplace`."""
+        xp = self.xp
+        out = x if inplace else None
         if temperature != 1.0:
-            x = x / temperature
-        shifted = x - x.max(axis=axis, keepdims=True)
-        out = self.xp.exp(shifted, out=x if inplace and temperature == 1.0 else None)
-        out /= out.sum(axis=axis, keepdims=True)
-        return out
+            shifted = xp.divide(x, temperature, out=out)
+        else:
+            shifted = x if inplace else x.copy()
+        shifted -= shifted.max(axis=axis, keepdims=True)
+        xp.exp(shifted, out=shifted)
+        shifted /= shifted.sum(axis=axis, keepdims=True)
+        return shifted
 
     def backprop_softmax(
         self, Y: Any, dY: Any, *, axis: int = -1, temperature: float = 1.0
     ) -> Any:
+        """Gradient of softmax from its output: ``(Y dY - Y sum(Y dY)) / temperature``."""
+        _check_same_shape("backprop_softmax", dY, Y)
         dX = Y * dY
         dX -= Y * dX.sum(axis=axis, keepdims=True)
         if temperature != 1.0:
             dX /= temperature
         return dX
 
-    # Sequences ---------------------------------------------------------------------
+    def softmax_sequences(self, Xs: Any, lengths: Any, *, inplace: bool = False, axis: int = -1) -> Any:
+        """Softmax over the rows of each sequence (per column), for a (T, O) array and `lengths`."""
+        _check_ndim("softmax_sequences", Xs, 2, "Xs")
+        host_lengths = self._check_lengths("softmax_sequences", lengths, Xs.shape[0])
+        seq_of_row = self._seq_of_row(host_lengths)
+        maxes = self._segment_max(Xs, host_lengths)
+        Y = Xs if inplace else Xs.copy()
+        if Y.shape[0]:
+            Y -= maxes[seq_of_row]
+        self.xp.exp(Y, out=Y)
+        sums = self._segment_sum(Y, host_lengths)
+        if Y.shape[0]:
+            Y /= sums[seq_of_row]
+        return Y
+
+    def backprop_softmax_sequences(self, dY: Any, Y: Any, lengths: Any) -> Any:
+        """Gradient of softmax_sequences from its output."""
+        _check_same_shape("backprop_softmax_sequences", dY, Y)
+        host_lengths = self._check_lengths("backprop_softmax_sequences", lengths, Y.shape[0])
+        dX = Y * dY
+        sums = self._segment_sum(dX, host_lengths)
+        if dX.shape[0]:
+            dX -= Y * sums[self._seq_of_row(host_lengths)]
+        return dX
+
+    # Maxout --------------------------------------------------------------------------
+
+    def maxout(self, X: Any) -> Tuple[Any, Any]:
+        """Max over the last (pieces) axis of a (B, O, P) array: (best (B, O), which (B, O) int32)."""
+        _check_ndim("maxout", X, 3, "X")
+        if X.shape[2] == 0:
+            raise ShapeMismatchError(f"maxout: needs at least one piece, got X of shape {tuple(X.shape)}")
+        which = X.argmax(axis=-1).astype("int32")
+        best = self.xp.take_along_axis(X, which[..., None].astype("int64"), axis=-1)[..., 0]
+        return best, which
+
+    def backprop_maxout(self, dY: Any, which: Any, P: int) -> Any:
+        """Route each gradient of a maxout output to the piece that won: (B, O, P)."""
+        _check_ndim("backprop_maxout", dY, 2, "dY")
+        _check_same_shape("backprop_maxout", dY, which, "dY", "which")
+        if which.size and (int(which.min()) < 0 or int(which.max()) >= P):
+            raise OpIndexError(
+                f"backprop_maxout: piece indices in `which` must be in [0, {P}), got range "
+                f"[{int(which.min())}, {int(which.max())}]"
+            )
+        dX = self.alloc((dY.shape[0], dY.shape[1], P), dtype=dY.dtype)
+        flat = self.xp.arange(dY.size, dtype="int64") * P + which.reshape(-1)
+        dX.reshape(-1)[flat] = dY.reshape(-1)
+        return dX
+
+    # Sequence reductions -----------------------------------------------------------
+
+    def reduce_sum(self, X: Any, lengths: Any) -> Any:
+        """Sum of the rows of each sequence: (T, O) and lengths (B,) -> (B, O); empty sequences give 0."""
+        _check_ndim("reduce_sum", X, 2, "X")
+        host_lengths = self._check_lengths("reduce_sum", lengths, X.shape[0])
+        return self._segment_sum(X, host_lengths)
+
+    def reduce_mean(self, X: Any, lengths: Any) -> Any:
+        """Mean of the rows of each sequence: (B, O); empty sequences give 0."""
+        _check_ndim("reduce_mean", X, 2, "X")
+        host_lengths = self._check_lengths("reduce_mean", lengths, X.shape[0])
+        sums = self._segment_sum(X, host_lengths)
+        divisor = self.xp.asarray(numpy.maximum(host_lengths, 1), dtype=X.dtype)
+        sums /= divisor[:, None]
+        return sums
+
+    def reduce_max(self, X: Any, lengths: Any) -> Tuple[Any, Any]:
+        """Max of the rows of each sequence, and which row (within the sequence) held it, int32."""
+        _check_ndim("reduce_max", X, 2, "X")
+        host_lengths = self._check_lengths("reduce_max", lengths, X.shape[0], positive=True)
+        xp = self.xp
+        maxes = self._segment_max(X, host_lengths)
+        if X.shape[0] == 0:
+            return maxes, self.alloc2i(0, X.shape[1])
+        seq_of_row = self._seq_of_row(host_lengths)
+        starts = numpy.cumsum(host_lengths) - host_lengths
+        position = xp.asarray(numpy.arange(X.shape[0]) - numpy.repeat(starts, host_lengths))
+        # The first row equal to the max wins; other rows get a position past any sequence.
+        candidates = xp.where(X == maxes[seq_of_row], position[:, None], X.shape[0])
+        which = self._segment_min(candidates, host_lengths).astype("int32")
+        return maxes, which
+
+    def reduce_first(self, X: Any, lengths: Any) -> Tuple[Any, Any]:
+        """First row of each sequence, and the (B + 1,) start/end offsets."""
+        _check_ndim("reduce_first", X, 2, "X")
+        host_lengths = self._check_lengths("reduce_first", lengths, X.shape[0], positive=True)
+        starts_ends = numpy.zeros(len(host_lengths) + 1, dtype="int32")
+        numpy.cumsum(host_lengths, out=starts_ends[1:])
+        starts_ends = self.xp.asarray(starts_ends)
+        return X[starts_ends[:-1]], starts_ends
+
+    def reduce_last(self, X: Any, lengths: Any) -> Tuple[Any, Any]:
+        """Last row of each sequence, and the (B,) indices of those rows."""
+        _check_ndim("reduce_last", X, 2, "X")
+        host_lengths = self._check_lengths("reduce_last", lengths, X.shape[0], positive=True)
+        lasts = self.xp.asarray((numpy.cumsum(host_lengths) - 1).astype("int32"))
+        return X[lasts], lasts
+
+    def backprop_reduce_sum(self, d_sums: Any, lengths: Any) -> Any:
+        """Gradient of reduce_sum: each sequence's row gradient copied to its rows."""
+        _check_ndim("backprop_reduce_sum", d_sums, 2, "d_sums")
+        host_lengths = self._check_lengths("backprop_reduce_sum", lengths, None, n_seqs=d_sums.shape[0])
+        return d_sums[self._seq_of_row(host_lengths)]
+
+    def backprop_reduce_mean(self, d_means: Any, lengths: Any) -> Any:
+        """Gradient of reduce_mean: each row gets its sequence's gradient / length."""
+        _check_ndim("backprop_reduce_mean", d_means, 2, "d_means")
+        host_lengths = self._check_lengths(
+            "backprop_reduce_mean", lengths, None, n_seqs=d_means.shape[0]
+        )
+        divisor = self.xp.asarray(numpy.maximum(host_lengths, 1), dtype=d_means.dtype)
+        return (d_means / divisor[:, None])[self._seq_of_row(host_lengths)]
+
+    def backprop_reduce_max(self, d_maxes: Any, which: Any, lengths: Any) -> Any:
+        """Gradient of reduce_max: each gradient goes to the row that held the max."""
+        _check_ndim("backprop_reduce_max", d_maxes, 2, "d_maxes")
+        _check_same_shape("backprop_reduce_max", d_maxes, which, "d_maxes", "which")
+        host_lengths = self._check_lengths(
+            "backprop_reduce_max", lengths, None, n_seqs=d_maxes.shape[0], positive=True
+        )
+        host_which = self.to_numpy(which)
+        if host_which.size and (
+            host_which.min() < 0 or (host_which >= host_lengths[:, None]).any()
+        ):
+            raise OpIndexError(
+                "backprop_reduce_max: `which` holds row positions outside their sequence "
+                f"(lengths {host_lengths.tolist()[:8]}...)"
+            )
+        total = int(host_lengths.sum())
+        dX = self.alloc((total, d_maxes.shape[1]), dtype=d_maxes.dtype)
+        if total:
+            starts = self.xp.asarray(numpy.cumsum(host_lengths) - host_lengths)
+            rows = starts[:, None] + which
+            cols = self.xp.arange(d_maxes.shape[1])[None, :]
+            dX[rows, cols] = d_maxes
+        return dX
+
+    def backprop_reduce_first(self, d_firsts: Any, starts_ends: Any) -> Any:
+        """Gradient of reduce_first: zeros except each sequence's first row."""
+        if starts_ends.size < 2:
+            raise ShapeMismatchError(
+                f"backprop_reduce_first: starts_ends needs B+1 >= 2 entries, got shape {tuple(starts_ends.shape)}"
+            )
+        if d_firsts.shape[0] != starts_ends.size - 1:
+            raise ShapeMismatchError(
+                f"backprop_reduce_first: {d_firsts.shape[0]} gradient rows for {starts_ends.size - 1} sequences"
+            )
+        dX = self.alloc((int(starts_ends[-1]),) + tuple(d_firsts.shape[1:]), dtype=d_firsts.dtype)
+        dX[starts_ends[:-1]] = d_firsts
+        return dX
+
+    def backprop_reduce_last(self, d_lasts: Any, lasts: Any) -> Any:
+        """Gradient of reduce_last: zeros except each sequence's last row."""
+        if d_lasts.shape[0] != lasts.shape[0]:
+            raise ShapeMismatchError(
+                f"backprop_reduce_last: {d_lasts.shape[0]} gradient rows for {lasts.shape[0]} sequences"
+            )
+        total = int(lasts[-1]) + 1 if lasts.shape[0] else 0
+        dX = self.alloc((total,) + tuple(d_lasts.shape[1:]), dtype=d_lasts.dtype)
+        dX[lasts] = d_lasts
+        return dX
+
+    # Windows ---------------------------------------------------------------------------
+
+    def seq2col(self, seq: Any, nW: int, *, lengths: Any = None) -> Any:
+        """Concatenate each row with its `nW` neighbours on each side, zeros past sequence ends."""
+        _check_ndim("seq2col", seq, 2, "seq")
+        if nW < 0:
+            raise ConfigurationError(f"seq2col: nW must be >= 0, got {nW}")
+        N, I = seq.shape
+        host_lengths = self._check_lengths("seq2col", _default_lengths(lengths, N), N)
+        out = self.alloc((N, (2 * nW + 1) * I), dtype=seq.dtype)
+        if N == 0:
+            return out
+        padded = self.xp.concatenate([self.alloc((nW, I), dtype=seq.dtype), seq, self.alloc((nW, I), dtype=seq.dtype)])
+        for k, mask in self._window_masks(host_lengths, nW):
+            block = out[:, (k + nW) * I : (k + nW + 1) * I]
+            self.xp.multiply(padded[nW + k : nW + k + N], mask, out=block)
+        return out
+
+    def backprop_seq2col(self, dY: Any, nW: int, *, lengths: Any = None) -> Any:
+        """Adjoint of seq2col: sum each window slot's gradient back into its source row."""
+        _check_ndim("backprop_seq2col", dY, 2, "dY")
+        N = dY.shape[0]
+        if nW < 0 or dY.shape[1] % (2 * nW + 1):
+            raise ShapeMismatchError(
+                f"backprop_seq2col: dY width {dY.shape[1]} is not a multiple of 2*nW+1={2 * nW + 1}"
+            )
+        I = dY.shape[1] // (2 * nW + 1)
+        host_lengths = self._check_lengths("backprop_seq2col", _default_lengths(lengths, N), N)
+        d_padded = self.alloc((N + 2 * nW, I), dtype=dY.dtype)
+        if N == 0:
+            return d_padded[:0]
+        for k, mask in self._window_masks(host_lengths, nW):
+            d_padded[nW + k : nW + k + N] += dY[:, (k + nW) * I : (k + nW + 1) * I] * mask
+        return d_padded[nW : nW + N]
+
+    # Padding and flattening ---------------------------------------------------------
 
     def flatten(
         self, X: Sequence[Any], dtype: Any = None, pad: int = 0, ndim_if_empty: int = 2
@@ -193,6 +653,10 @@ class Ops:
         if X is None or len(X) == 0:
             return self.alloc((0,) * ndim_if_empty, dtype=dtype or "f")
         xp = self.xp
+        nonempty = [x for x in X if x.size != 0]
+        if not nonempty:
+            return self.alloc(X[0].shape, dtype=dtype or X[0].dtype)
+        X = nonempty
         if pad >= 1:
             padding = xp.zeros((pad,) + tuple(X[0].shape[1:]), dtype=X[0].dtype)
             pieces = [padding]
@@ -204,18 +668,85 @@ class Ops:
 
     def unflatten(self, X: Any, lengths: Any, pad: int = 0) -> list:
         """Split the rows of `X` into pieces of `lengths` rows (the inverse of flatten)."""
-        lengths = [int(n) for n in self.to_numpy(lengths)]
-        total = sum(lengths) + pad * (len(lengths) + 1 if lengths else 0)
+        host_lengths = self._check_lengths("unflatten", lengths, None)
+        total = int(host_lengths.sum()) + pad * (len(host_lengths) + 1 if len(host_lengths) else 0)
         if total != X.shape[0]:
             raise ShapeMismatchError(
                 f"unflatten: lengths cover {total} rows but the array has {X.shape[0]}"
             )
-        pieces = []
-        start = pad
-        for length in lengths:
-            pieces.append(X[start : start + length])
-            start += length + pad
-        return pieces
+        starts = pad + numpy.cumsum(host_lengths + pad) - (host_lengths + pad)
+        ends = starts + host_lengths
+        return [X[start:end] for start, end in zip(starts.tolist(), ends.tolist())]
+
+    def pad(self, seqs: Sequence[Any], round_to: int = 1) -> Any:
+        """Stack sequences into a zero-padded (B, L, ...) array, L = max length rounded up to `round_to`."""
+        if round_to < 1:
+            raise ConfigurationError(f"pad: round_to must be >= 1, got {round_to}")
+        if not seqs:
+            raise ShapeMismatchError("pad: needs at least one sequence, got an empty list")
+        first = seqs[0]
+        for i, seq in enumerate(seqs):
+            if seq.ndim != first.ndim or seq.shape[1:] != first.shape[1:] or seq.dtype != first.dtype:
+                raise ShapeMismatchError(
+                    f"pad: sequence {i} has shape {tuple(seq.shape)} and dtype {seq.dtype}, but sequence 0 "
+                    f"has shape {tuple(first.shape)} and dtype {first.dtype}; trailing dims and dtype must agree"
+                )
+        host_lengths = numpy.asarray([len(seq) for seq in seqs], dtype="int64")
+        length = int(host_lengths.max())
+        length = -(-length // round_to) * round_to
+        out = self.alloc((len(seqs), length) + tuple(first.shape[1:]), dtype=first.dtype)
+        if host_lengths.sum():
+            batch_index, time_index = self._padding_index(host_lengths)
+            out[batch_index, time_index] = self.xp.concatenate(list(seqs))
+        return out
+
+    def unpad(self, padded: Any, lengths: Any) -> list:
+        """The first ``lengths[i]`` rows of ``padded[i]``, for each i."""
+        host_lengths = self._check_lengths("unpad", lengths, None, n_seqs=padded.shape[0])
+        return [padded[i, :length] for i, length in enumerate(host_lengths.tolist())]
+
+    def list2padded(self, seqs: Sequence[Any]) -> Padded:
+        """Sequences -> time-major Padded (T, B, ...), sorted by decreasing length."""
+        if len(seqs) == 0:
+            empty = self.alloc1i(0)
+            return Padded(self.alloc3f(0, 0, 0), empty, empty.copy(), empty.copy())
+        host_lengths = numpy.asarray([len(seq) for seq in seqs], dtype="int32")
+        # Descending by length; ties: the later sequence first (as the reference orders them).
+        order = numpy.argsort(host_lengths, kind="stable")[::-1].copy()
+        sorted_lengths = host_lengths[order]
+        length = int(sorted_lengths[0])
+        trailing = tuple(seqs[0].shape[1:])
+        data = self.alloc((length, len(seqs)) + trailing, dtype=seqs[0].dtype)
+        if sorted_lengths.sum():
+            batch_index, time_index = self._padding_index(sorted_lengths)
+            data[time_index, batch_index] = self.xp.concatenate([seqs[i] for i in order.tolist()])
+        size_at_t = (sorted_lengths[None, :] > numpy.arange(length)[:, None]).sum(axis=1)
+        return Padded(
+            data,
+            self.xp.asarray(size_at_t.astype("int32")),
+            self.xp.asarray(sorted_lengths.astype("int32")),
+            self.xp.asarray(order.astype("int32")),
+        )
+
+    def padded2list(self, padded: Padded) -> list:
+        """Time-major Padded -> the list of sequences in their original order."""
+        host_lengths = self.to_numpy(padded.lengths).astype("int64")
+        host_indices = self.to_numpy(padded.indices).astype("int64")
+        out: list = [None] * len(host_lengths)
+        for column, (index, length) in enumerate(zip(host_indices.tolist(), host_lengths.tolist())):
+            out[index] = padded.data[:length, column]
+        return out
+
+    def insert_into(self, shape: ArrayShape, Xs: Sequence[Any]) -> Any:
+        """Zeros of `shape` (dtype of ``Xs[0]``) with ``Xs[i]`` copied into ``out[i, :len(Xs[i])]``."""
+        out = self.alloc(shape, dtype=Xs[0].dtype if len(Xs) else "float32")
+        for i, x in enumerate(Xs):
+            out[i, : x.shape[0]] = x
+        return out
+
+    def tile(self, X: Any, reps: Any) -> Any:
+        """``xp.tile(X, reps)``."""
+        return self.xp.tile(X, reps)
 
     def get_dropout_mask(self, shape: ArrayShape, drop: Optional[float]) -> Any:
         """An inverted-dropout mask: 0 with probability `drop`, else 1/(1-drop)."""
@@ -225,3 +756,529 @@ class Ops:
             return self.alloc(shape)
         keep = self.xp.random.uniform(0.0, 1.0, shape) >= drop
         return keep.astype("float32") / (1.0 - drop)
+
+    # Embedding tables ---------------------------------------------------------------
+
+    def gather_add(self, table: Any, indices: Any) -> Any:
+        """Sum of the rows of `table` (T, O) named by each row of `indices` (B, K): (B, O)."""
+        _check_ndim("gather_add", table, 2, "table")
+        _check_ndim("gather_add", indices, 2, "indices")
+        self._check_indices("gather_add", indices, table.shape[0])
+        if indices.shape[1] == 0:
+            return self.alloc((indices.shape[0], table.shape[1]), dtype=table.dtype)
+        return table[indices].sum(axis=1)
+
+    def scatter_add(self, table: Any, indices: Any, values: Any) -> Any:
+        """In place ``table[indices] += values``, accumulating duplicate indices; returns `table`."""
+        self._check_indices("scatter_add", indices, table.shape[0])
+        expected = tuple(indices.shape) + tuple(table.shape[1:])
+        if tuple(values.shape) != expected:
+            raise ShapeMismatchError(
+                f"scatter_add: values should have shape {expected} for indices of shape "
+                f"{tuple(indices.shape)} and table {tuple(table.shape)}, got {tuple(values.shape)}"
+            )
+        self.xp.add.at(table, indices, values)
+        return table
+
+    # Hashing and encodings -------------------------------------------------------
+
+    def hash(self, ids: Any, seed: int) -> Any:
+        """MurmurHash3 x86 128-bit of each uint64 id: (N, 4) uint32 (same on every backend)."""
+        _check_ndim("hash", ids, 1, "ids")
+        if ids.dtype.kind not in "ui":
+            raise ShapeMismatchError(f"hash: ids must be integers (uint64), got dtype {ids.dtype}")
+        return murmur3_x86_128_uint64(self.xp, ids.astype("uint64", copy=False), int(seed))
+
+    def ngrams(self, n: int, keys: Any) -> Any:
+        """64-bit MurmurHash of each window of `n` consecutive uint64 keys (empty when n < 1)."""
+        _check_ndim("ngrams", keys, 1, "keys")
+        if n < 1 or keys.shape[0] < n:
+            return self.alloc((0,), dtype="uint64")
+        return murmur64a_windows(self.xp, keys, n)
+
+    def position_encode(self, N: int, D: int, period: int = 10000, out: Any = None) -> Any:
+        """Sinusoidal position encodings (N, D) float32: sin on even columns, cos on odd."""
+        positions = numpy.arange(N, dtype="float64")[:, None]
+        rates = numpy.power(float(period), -(2 * (numpy.arange(D) // 2)) / max(D, 1))
+        angles = positions * rates[None, :]
+        enc = numpy.where(numpy.arange(D) % 2 == 0, numpy.sin(angles), numpy.cos(angles)).astype("float32")
+        if out is None:
+            return self.xp.asarray(enc)
+        out[...] = self.xp.asarray(enc)
+        return out
+
+    # Batching ------------------------------------------------------------------------
+
+    def minibatch(
+        self, size: Any, sequence: Any, *, shuffle: bool = False, buffer: int = 1
+    ) -> SizedGenerator:
+        """Batches of `sequence`; `size` is an int, an iterator of ints or a schedule."""
+        if not hasattr(sequence, "__len__"):
+            raise ConfigurationError(
+                f"Can't minibatch data: expected a sized sequence, got {type(sequence).__name__}"
+            )
+        sizes = self._get_batch_sizes(len(sequence), size)
+
+        def _iter_items() -> Iterator[Any]:
+            indices = numpy.arange(len(sequence))
+            if shuffle:
+                numpy.random.shuffle(indices)
+            queue = []
+            start = 0
+            for batch_size in sizes:
+                queue.append(self._get_batch(sequence, indices[start : start + batch_size]))
+                start += batch_size
+                if len(queue) >= buffer:
+                    yield from queue
+                    queue = []
+            yield from queue
+
+        return SizedGenerator(_iter_items, len(sizes))
+
+    def multibatch(
+        self, size: Any, sequence: Any, *others: Any, shuffle: bool = False, buffer: int = 1
+    ) -> SizedGenerator:
+        """Batches of several aligned sequences, yielded as lists ``[batch, other_batch, ...]``."""
+        sequences = (sequence,) + others
+        for i, seq in enumerate(sequences):
+            if not hasattr(seq, "__len__"):
+                raise ConfigurationError(
+                    f"Can't multibatch data: argument {i} is a {type(seq).__name__}, which has no length"
+                )
+        sizes = self._get_batch_sizes(len(sequence), size)
+
+        def _iter_items() -> Iterator[Any]:
+            indices = numpy.arange(len(sequence))
+            if shuffle:
+                numpy.random.shuffle(indices)
+            queue = []
+            start = 0
+            for batch_size in sizes:
+                idx = indices[start : start + batch_size]
+                queue.append([self._get_batch(seq, idx) for seq in sequences])
+                start += batch_size
+                if len(queue) >= buffer:
+                    yield from queue
+                    queue = []
+            yield from queue
+
+        return SizedGenerator(_iter_items, len(sizes))
+
+    def _get_batch_sizes(self, length: int, size: Any) -> List[int]:
+        """Batch sizes drawn up front from an int, an iterator/iterable of ints or a schedule."""
+        if isinstance(size, (int, numpy.integer)):
+            source: Any = itertools.repeat(int(size))
+        elif hasattr(size, "to_generator"):
+            source = size.to_generator()
+        elif hasattr(size, "__next__"):
+            source = size
+        elif callable(size):  # a schedule: called with the step number
+            source = (size(step) for step in itertools.count())
+        elif hasattr(size, "__iter__"):
+            source = iter(size)
+        else:
+            raise ConfigurationError(
+                f"minibatch: size must be an int, an iterator of ints or a schedule, got {type(size).__name__}"
+            )
+        sizes = []
+        covered = 0
+        while covered < length:
+            try:
+                batch_size = int(next(source))
+            except StopIteration:
+                raise ConfigurationError(
+                    f"minibatch: the size iterator ran out after covering {covered} of {length} items"
+                ) from None
+            if batch_size < 1:
+                raise ConfigurationError(f"minibatch: batch sizes must be >= 1, got {batch_size}")
+            batch_size = min(batch_size, length - covered)
+            sizes.append(batch_size)
+            covered += batch_size
+        return sizes
+
+    def _get_batch(self, sequence: Any, indices: Any) -> Any:
+        if isinstance(sequence, list):
+            return [sequence[i] for i in indices.tolist()]
+        if isinstance(sequence, tuple):
+            return tuple(sequence[i] for i in indices.tolist())
+        if isinstance(sequence, numpy.ndarray) or type(sequence).__module__.startswith("cupy"):
+            return self.xp.ascontiguousarray(self.asarray(sequence)[self.xp.asarray(indices)])
+        return sequence[indices]
+
+    # Optimizer kernels ---------------------------------------------------------------
+
+    def update_averages(self, ema: Any, weights: Any, t: int, max_decay: float = 0.9999) -> None:
+        """In place exponential moving average: ``ema -= (1 - decay) (ema - weights)``."""
+        _check_same_shape("update_averages", ema, weights, "ema", "weights")
+        decay = min((1.0 + t) / (10.0 + t), max_decay)
+        ema -= (1.0 - decay) * (ema - weights)
+
+    def adam(
+        self,
+        weights: Any,
+        gradient: Any,
+        mom1: Any,
+        mom2: Any,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        learn_rate: float,
+        mod_rate: float = 1.0,
+    ) -> Tuple[Any, Any, Any, Any]:
+        """One in-place Adam step (bias correction pre-applied to `learn_rate`); zeroes `gradient`."""
+        for name, array in (("gradient", gradient), ("mom1", mom1), ("mom2", mom2)):
+            _check_same_shape("adam", weights, array, "weights", name)
+        mom1 *= beta1
+        mom1 += (1.0 - beta1) * gradient
+        mom2 *= beta2
+        mom2 += (1.0 - beta2) * (gradient * gradient)
+        step = self.xp.sqrt(mom2)
+        step *= mod_rate
+        step += eps
+        self.xp.divide(mom1, step, out=step)
+        step *= learn_rate
+        weights -= step
+        gradient.fill(0)
+        return weights, gradient, mom1, mom2
+
+    def clip_gradient(self, gradient: Any, threshold: float) -> Any:
+        """In place: rescale `gradient` to L2 norm `threshold` if its norm is larger."""
+        norm = float(self.xp.sqrt((gradient * gradient).sum()))
+        if norm >= threshold and norm > 0:
+            gradient *= threshold / norm
+        return gradient
+
+    def logloss(self, y_true: Any, y_pred: Any) -> Any:
+        """Elementwise binary log loss (predictions clipped away from 0 and 1)."""
+        _check_same_shape("logloss", y_true, y_pred, "y_true", "y_pred")
+        xp = self.xp
+        p = xp.clip(y_pred, 1e-7, 1.0 - 1e-7)
+        return -(y_true * xp.log(p) + (1.0 - y_true) * xp.log(1.0 - p))
+
+    # LSTM ---------------------------------------------------------------------------------
+
+    def lstm_forward_training(
+        self, params: Any, H0: Any, C0: Any, X: Any, size_at_t: Any
+    ) -> Tuple[Any, Any]:
+        """Multi-layer, optionally bidirectional LSTM over time-major packed rows: (Y, state).
+
+        Shapes: `H0`, `C0` are ``(depth, dirs, nH)`` initial states, shared by every
+        sequence; `X` is ``(N, nI)``, the rows of step 0, then step 1, ..., with
+        ``size_at_t[t]`` (non-increasing) rows at step t; Y is ``(N, dirs * nH)``,
+        the forward direction's columns first.
+
+        `params` is flat, in PyTorch's ``torch.nn.LSTM`` layout: for each layer, for
+        each direction (forward, then reverse), ``W_ih (4nH, nI_layer)``, ``b_ih (4nH)``,
+        ``W_hh (4nH, nH)``, ``b_hh (4nH)`` raveled in that order, gates ordered
+        input, forget, cell (g), output. ``nI_layer`` is ``nI`` for layer 0 and
+        ``dirs * nH`` above. Copying ``weight_ih_l{k}[_reverse]`` etc. in that order
+        gives the same outputs as ``torch.nn.LSTM`` with ``h0``/``c0`` set to H0/C0.
+        """
+        return self._lstm_forward(params, H0, C0, X, size_at_t, keep_state=True)
+
+    def lstm_forward_inference(self, params: Any, H0: Any, C0: Any, X: Any, size_at_t: Any) -> Any:
+        """As lstm_forward_training, returning only Y."""
+        return self._lstm_forward(params, H0, C0, X, size_at_t, keep_state=False)[0]
+
+    def backprop_lstm(
+        self, dY: Any, lengths: Any, params: Any, fwd_state: Any, *, return_initial: bool = False
+    ) -> Tuple[Any, ...]:
+        """Backprop through lstm_forward_training: (dX, d_params), plus (dH0, dC0) if `return_initial`."""
+        layers, X, plan = fwd_state
+        if dY.shape[0] != X.shape[0]:
+            raise ShapeMismatchError(
+                f"backprop_lstm: dY has {dY.shape[0]} rows but the forward pass had {X.shape[0]}"
+            )
+        xp = self.xp
+        nH = plan.nH
+        d_params = self.alloc((params.shape[0],), dtype=params.dtype)
+        dH0 = self.alloc((plan.depth, plan.dirs, nH), dtype=dY.dtype)
+        dC0 = self.alloc((plan.depth, plan.dirs, nH), dtype=dY.dtype)
+        d_out = dY
+        for layer in reversed(range(plan.depth)):
+            d_input = None
+            for direction in range(plan.dirs):
+                X_in, acts, C, Hprev, Cprev = layers[layer][direction]
+                W_ih, b_ih, W_hh, b_hh, slices = plan.weights(params, layer, direction)
+                dG, dh0, dc0 = self._lstm_backward_steps(
+                    d_out[:, direction * nH : (direction + 1) * nH], acts, C, Cprev, W_hh, plan, direction
+                )
+                dH0[layer, direction] = dh0
+                dC0[layer, direction] = dc0
+                d_W_ih, d_b_ih, d_W_hh, d_b_hh = (d_params[s] for s in slices)
+                d_W_ih += (dG.T @ X_in).ravel()
+                d_bias = dG.sum(axis=0)
+                d_b_ih += d_bias
+                d_b_hh += d_bias
+                d_W_hh += (dG.T @ Hprev).ravel()
+                dX_dir = dG @ W_ih
+                d_input = dX_dir if d_input is None else d_input + dX_dir
+            d_out = d_input
+        if return_initial:
+            return d_out, d_params, dH0, dC0
+        return d_out, d_params
+
+    def _lstm_forward(
+        self, params: Any, H0: Any, C0: Any, X: Any, size_at_t: Any, keep_state: bool
+    ) -> Tuple[Any, Any]:
+        plan = _LSTMPlan.make(self, params, H0, C0, X, size_at_t)
+        layers = []
+        inputs = X
+        for layer in range(plan.depth):
+            outputs = []
+            states = []
+            for direction in range(plan.dirs):
+                W_ih, b_ih, W_hh, b_hh, _ = plan.weights(params, layer, direction)
+                Y_dir, state = self._lstm_forward_steps(
+                    inputs, W_ih, b_ih + b_hh, W_hh, H0[layer, direction], C0[layer, direction], plan, direction
+                )
+                outputs.append(Y_dir)
+                states.append((inputs,) + state if keep_state else None)
+            layers.append(states)
+            inputs = outputs[0] if plan.dirs == 1 else self.xp.concatenate(outputs, axis=1)
+        return inputs, (layers, X, plan)
+
+    def _lstm_forward_steps(
+        self, X: Any, W_ih: Any, bias: Any, W_hh: Any, h0: Any, c0: Any, plan: "_LSTMPlan", direction: int
+    ) -> Tuple[Any, Tuple[Any, Any, Any, Any]]:
+        xp = self.xp
+        nH = plan.nH
+        N = X.shape[0]
+        G_all = X @ W_ih.T
+        G_all += bias
+        acts = G_all  # gate pre-activations become activations in place, step by step
+        Y = self.alloc((N, nH), dtype=X.dtype, zeros=False)
+        C = self.alloc((N, nH), dtype=X.dtype, zeros=False)
+        Hprev = self.alloc((N, nH), dtype=X.dtype, zeros=False)
+        Cprev = self.alloc((N, nH), dtype=X.dtype, zeros=False)
+        hp = xp.empty((plan.batch, nH), dtype=X.dtype)
+        cp = xp.empty((plan.batch, nH), dtype=X.dtype)
+        hp[...] = h0
+        cp[...] = c0
+        W_hh_T = xp.ascontiguousarray(W_hh.T)
+        for t in plan.step_order(direction):
+            start, b = plan.offsets[t], plan.sizes[t]
+            end = start + b
+            h_prev, c_prev = hp[:b], cp[:b]
+            Hprev[start:end] = h_prev
+            Cprev[start:end] = c_prev
+            G = acts[start:end]
+            G += h_prev @ W_hh_T
+            self.sigmoid(G[:, : 2 * nH], inplace=True)
+            self.sigmoid(G[:, 3 * nH :], inplace=True)
+            xp.tanh(G[:, 2 * nH : 3 * nH], out=G[:, 2 * nH : 3 * nH])
+            c = C[start:end]
+            xp.multiply(G[:, nH : 2 * nH], c_prev, out=c)
+            c += G[:, :nH] * G[:, 2 * nH : 3 * nH]
+            h = Y[start:end]
+            xp.tanh(c, out=h)
+            h *= G[:, 3 * nH :]
+            hp[:b] = h
+            cp[:b] = c
+        return Y, (acts, C, Hprev, Cprev)
+
+    def _lstm_backward_steps(
+        self, dY: Any, acts: Any, C: Any, Cprev: Any, W_hh: Any, plan: "_LSTMPlan", direction: int
+    ) -> Tuple[Any, Any, Any]:
+        xp = self.xp
+        nH = plan.nH
+        # Everything that doesn't depend on the recurrence is computed for all rows at once.
+        i, f, g, o = acts[:, :nH], acts[:, nH : 2 * nH], acts[:, 2 * nH : 3 * nH], acts[:, 3 * nH :]
+        tanh_c = xp.tanh(C)
+        dG = self.alloc(acts.shape, dtype=acts.dtype, zeros=False)
+        dh_buf = self.alloc((plan.batch, nH), dtype=dY.dtype)
+        dc_buf = self.alloc((plan.batch, nH), dtype=dY.dtype)
+        dh0 = self.alloc((nH,), dtype=dY.dtype)
+        dc0 = self.alloc((nH,), dtype=dY.dtype)
+        order = list(reversed(plan.step_order(direction)))
+        for position, t in enumerate(order):
+            start, b = plan.offsets[t], plan.sizes[t]
+            end = start + b
+            dh = dY[start:end] + dh_buf[:b]
+            o_t, tc = o[start:end], tanh_c[start:end]
+            dc = dc_buf[:b] + dh * o_t * (1.0 - tc * tc)
+            i_t, f_t, g_t = i[start:end], f[start:end], g[start:end]
+            dG_t = dG[start:end]
+            xp.multiply(dc * g_t, i_t * (1.0 - i_t), out=dG_t[:, :nH])
+            xp.multiply(dc * Cprev[start:end], f_t * (1.0 - f_t), out=dG_t[:, nH : 2 * nH])
+            xp.multiply(dc * i_t, 1.0 - g_t * g_t, out=dG_t[:, 2 * nH : 3 * nH])
+            xp.multiply(dh * tc, o_t * (1.0 - o_t), out=dG_t[:, 3 * nH :])
+            dh_prev = dG_t @ W_hh
+            dc_prev = dc * f_t
+            next_b = plan.sizes[order[position + 1]] if position + 1 < len(order) else 0
+            keep = min(b, next_b)
+            dh_buf[:keep] = dh_prev[:keep]
+            dc_buf[:keep] = dc_prev[:keep]
+            if b > next_b:  # rows whose previous state was the initial state
+                dh0 += dh_prev[next_b:].sum(axis=0)
+                dc0 += dc_prev[next_b:].sum(axis=0)
+        return dG, dh0, dc0
+
+    # Validation and segment helpers ----------------------------------------------
+
+    def _check_lengths(
+        self,
+        op: str,
+        lengths: Any,
+        n_rows: Optional[int],
+        *,
+        n_seqs: Optional[int] = None,
+        positive: bool = False,
+    ) -> Any:
+        """`lengths` as a host int64 array, after checking rank, dtype, sign and total."""
+        host = self.to_numpy(lengths) if hasattr(lengths, "shape") else numpy.asarray(lengths)
+        if host.ndim != 1:
+            raise ShapeMismatchError(f"{op}: lengths must be 1-dimensional, got shape {tuple(host.shape)}")
+        if host.size and host.dtype.kind not in "iu":
+            raise ShapeMismatchError(f"{op}: lengths must be integers, got dtype {host.dtype}")
+        host = host.astype("int64", copy=False)
+        if host.size and host.min() < (1 if positive else 0):
+            bound = "positive" if positive else "non-negative"
+            raise ShapeMismatchError(f"{op}: lengths must be {bound}, got min length {int(host.min())}")
+        if n_seqs is not None and host.shape[0] != n_seqs:
+            raise ShapeMismatchError(f"{op}: {n_seqs} rows of gradients but {host.shape[0]} lengths")
+        if n_rows is not None and int(host.sum()) != n_rows:
+            raise ShapeMismatchError(
+                f"{op}: lengths sum to {int(host.sum())} but the array has {n_rows} rows"
+            )
+        return host
+
+    def _check_indices(self, op: str, indices: Any, n_rows: int) -> None:
+        if indices.dtype.kind not in "iu":
+            raise ShapeMismatchError(f"{op}: indices must be integers, got dtype {indices.dtype}")
+        if indices.size:
+            low, high = int(indices.min()), int(indices.max())
+            if low < 0 or high >= n_rows:
+                raise OpIndexError(
+                    f"{op}: index out of bounds: indices span [{low}, {high}] but the table has {n_rows} rows"
+                )
+
+    def _seq_of_row(self, host_lengths: Any) -> Any:
+        """For each row, the index of the sequence it belongs to (on this backend)."""
+        return self.xp.asarray(numpy.repeat(numpy.arange(len(host_lengths)), host_lengths))
+
+    def _segment_sum(self, X: Any, host_lengths: Any) -> Any:
+        """Per-sequence sums of rows; zero for empty sequences."""
+        out = self.alloc((len(host_lengths),) + tuple(X.shape[1:]), dtype=X.dtype)
+        nonempty = host_lengths > 0
+        if X.shape[0] and nonempty.any():
+            starts = (numpy.cumsum(host_lengths) - host_lengths)[nonempty]
+            out[self.xp.asarray(numpy.flatnonzero(nonempty))] = self.xp.add.reduceat(X, starts, axis=0)
+        return out
+
+    def _segment_max(self, X: Any, host_lengths: Any) -> Any:
+        out = self.alloc((len(host_lengths),) + tuple(X.shape[1:]), dtype=X.dtype)
+        nonempty = host_lengths > 0
+        if X.shape[0] and nonempty.any():
+            starts = (numpy.cumsum(host_lengths) - host_lengths)[nonempty]
+            out[self.xp.asarray(numpy.flatnonzero(nonempty))] = self.xp.maximum.reduceat(X, starts, axis=0)
+        return out
+
+    def _segment_min(self, X: Any, host_lengths: Any) -> Any:
+        out = self.alloc((len(host_lengths),) + tuple(X.shape[1:]), dtype=X.dtype)
+        nonempty = host_lengths > 0
+        if X.shape[0] and nonempty.any():
+            starts = (numpy.cumsum(host_lengths) - host_lengths)[nonempty]
+            out[self.xp.asarray(numpy.flatnonzero(nonempty))] = self.xp.minimum.reduceat(X, starts, axis=0)
+        return out
+
+    def _window_masks(self, host_lengths: Any, nW: int) -> Iterator[Tuple[int, Any]]:
+        """For each offset k in [-nW, nW], a (N, 1) float mask of rows whose neighbour i+k is in-sequence."""
+        starts = numpy.cumsum(host_lengths) - host_lengths
+        position = numpy.arange(int(host_lengths.sum())) - numpy.repeat(starts, host_lengths)
+        seq_length = numpy.repeat(host_lengths, host_lengths)
+        for k in range(-nW, nW + 1):
+            valid = (position + k >= 0) & (position + k < seq_length)
+            yield k, self.xp.asarray(valid[:, None].astype("float32"))
+
+    def _padding_index(self, host_lengths: Any) -> Tuple[Any, Any]:
+        """(batch, time) coordinates of every row of the concatenated sequences."""
+        starts = numpy.cumsum(host_lengths) - host_lengths
+        batch_index = numpy.repeat(numpy.arange(len(host_lengths)), host_lengths)
+        time_index = numpy.arange(int(host_lengths.sum())) - numpy.repeat(starts, host_lengths)
+        return self.xp.asarray(batch_index), self.xp.asarray(time_index)
+
+
+class _LSTMPlan:
+    """Sizes and offsets of one LSTM call, on the host, shared by forward and backward."""
+
+    def __init__(self, depth: int, dirs: int, nH: int, nI: int, sizes: List[int]) -> None:
+        self.depth, self.dirs, self.nH, self.nI = depth, dirs, nH, nI
+        self.sizes = sizes
+        self.offsets = [0] * len(sizes)
+        for t in range(1, len(sizes)):
+            self.offsets[t] = self.offsets[t - 1] + sizes[t - 1]
+        self.batch = sizes[0] if sizes else 0
+        self._slices: Dict[Tuple[int, int], List[Tuple[slice, Tuple[int, ...]]]] = {}
+        offset = 0
+        for layer in range(depth):
+            n_in = nI if layer == 0 else nH * dirs
+            for direction in range(dirs):
+                entries = []
+                for shape in ((4 * nH, n_in), (4 * nH,), (4 * nH, nH), (4 * nH,)):
+                    size = int(numpy.prod(shape))
+                    entries.append((slice(offset, offset + size), shape))
+                    offset += size
+                self._slices[layer, direction] = entries
+        self.n_params = offset
+
+    @classmethod
+    def make(cls, ops: Ops, params: Any, H0: Any, C0: Any, X: Any, size_at_t: Any) -> "_LSTMPlan":
+        op = "lstm_forward"
+        _check_ndim(op, H0, 3, "H0")
+        _check_ndim(op, X, 2, "X")
+        _check_ndim(op, params, 1, "params")
+        if tuple(C0.shape) != tuple(H0.shape):
+            raise ShapeMismatchError(f"{op}: H0 has shape {tuple(H0.shape)} but C0 has {tuple(C0.shape)}")
+        depth, dirs, nH = (int(d) for d in H0.shape)
+        if dirs not in (1, 2):
+            raise ShapeMismatchError(f"{op}: H0 must be (depth, dirs, nH) with dirs 1 or 2, got {tuple(H0.shape)}")
+        sizes = ops._check_lengths(op, size_at_t, X.shape[0])
+        if sizes.size > 1 and (numpy.diff(sizes) > 0).any():
+            raise ShapeMismatchError(f"{op}: size_at_t must be non-increasing, got {sizes.tolist()[:10]}...")
+        plan = cls(depth, dirs, nH, int(X.shape[1]), sizes.tolist())
+        if params.shape[0] != plan.n_params:
+            raise ShapeMismatchError(
+                f"{op}: expected {plan.n_params} params for depth={depth}, dirs={dirs}, nH={nH}, "
+                f"nI={X.shape[1]}, got {params.shape[0]}"
+            )
+        return plan
+
+    def weights(self, params: Any, layer: int, direction: int) -> Tuple[Any, Any, Any, Any, List[slice]]:
+        entries = self._slices[layer, direction]
+        arrays = [params[s].reshape(shape) for s, shape in entries]
+        return arrays[0], arrays[1], arrays[2], arrays[3], [s for s, _ in entries]
+
+    def step_order(self, direction: int) -> List[int]:
+        steps = list(range(len(self.sizes)))
+        return steps if direction == 0 else steps[::-1]
+
+
+_INV_SQRT2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+_SQRT_2_OVER_PI = 0.7978845608028654
+
+
+class OpIndexError(ComposaError, IndexError):
+    """An index (embedding id, argmax position) is outside the array it indexes."""
+
+    __str__ = ComposaError.__str__
+
+
+def _check_ndim(op: str, array: Any, ndim: int, name: str) -> None:
+    shape = getattr(array, "shape", None)
+    if shape is None or len(shape) != ndim:
+        raise ShapeMismatchError(f"{op}: expected a {ndim}d array for {name}, got {describe(array)}")
+    if name not in ("indices", "which", "ids", "keys") and array.dtype.kind not in "fiu":
+        raise ShapeMismatchError(f"{op}: expected numbers for {name}, got dtype {array.dtype}")
+
+
+def _check_same_shape(op: str, a: Any, b: Any, name_a: str = "dY", name_b: str = "X") -> None:
+    if tuple(a.shape) != tuple(b.shape):
+        raise ShapeMismatchError(
+            f"{op}: {name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
+def _default_lengths(lengths: Any, n_rows: int) -> Any:
+    return numpy.asarray([n_rows], dtype="int64") if lengths is None else lengths
