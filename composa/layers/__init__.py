@@ -17,6 +17,12 @@ from .sparselinear import *  # noqa: F401,F403
 from .cauchysimilarity import *  # noqa: F401,F403
 
 # Sequence layers (LSTM, attention, reductions, windows, id mapping, resizable)
+from .parametricattention import *  # noqa: F401,F403
+from .reduce import *  # noqa: F401,F403
+from .expand_window import *  # noqa: F401,F403
+from .remap_ids import *  # noqa: F401,F403
+from .strings2arrays import *  # noqa: F401,F403
+from .resizable import *  # noqa: F401,F403
 
 # Combinators and adapters (chain, concatenate, add, with_*, conversions)
 from .chain import *  # noqa: F401,F403
