@@ -1,0 +1,586 @@
+"""The training loop behind ``composa train``: config in, training directory out.
+
+A config has four sections: ``[data]`` (a registered dataset returning
+``((train_X, train_Y), (dev_X, dev_Y))``), ``[model]``, ``[optimizer]`` and ``[training]``
+(``max_epochs``, ``batch_size``, ``patience``, ``seed``), plus an optional ``[loss]``.
+The loop checkpoints after every epoch into one atomically written file holding the
+model, the optimizer's state, the epoch and every RNG state, so ``resume=True``
+continues exactly where the last completed epoch left off: the final weights are
+byte-identical to those of a run that was never interrupted.
+"""
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy
+
+from .archive import (
+    CONFIG_FILE,
+    META_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    PLOT_FILE,
+    STATE_FILE,
+    ArchiveError,
+    load_config,
+)
+from .about import __version__
+from .config import Config, registry
+from .errors import ConfigurationError, SerializationError, ShapeMismatchError
+from .model import Model
+from .serialize import msgpack_dumps, msgpack_loads, read_bytes, write_bytes_atomic
+from .util import fix_random_seed
+
+__all__ = ["train", "evaluate", "default_config_path", "load_train_config", "TRAINING_DEFAULTS"]
+
+TRAINING_DEFAULTS: Dict[str, Any] = {
+    "max_epochs": 10,
+    "batch_size": 32,
+    "patience": 0,
+    "seed": 0,
+    "init_sample_size": 32,
+}
+STATE_VERSION = 1
+
+
+def default_config_path() -> Path:
+    """The bundled default config: an MLP on scikit-learn's digits."""
+    return Path(__file__).parent / "default.cfg"
+
+
+def load_train_config(
+    path: Optional[Union[str, Path]] = None, overrides: Optional[Dict[str, Any]] = None
+) -> Config:
+    """Read a training config (the bundled default when `path` is None) and apply dotted overrides."""
+    path = Path(path) if path is not None else default_config_path()
+    if not path.is_file():
+        raise ConfigurationError(f"config file {path} does not exist")
+    config = Config().from_disk(path, interpolate=False)
+    return apply_overrides(config, overrides or {}, where=str(path))
+
+
+def apply_overrides(config: Config, overrides: Dict[str, Any], *, where: str = "the config") -> Config:
+    """Copy of `config` with ``{"training.max_epochs": 5}``-style values set (sections must exist)."""
+    if not overrides:
+        return config
+    from .config import _apply_overrides
+
+    return Config(_apply_overrides(Config(config, is_interpolated=False).copy(), overrides), is_interpolated=False)
+
+
+def train(
+    config: Optional[Union[Config, str, Path]] = None,
+    output_dir: Union[str, Path] = "runs/composa",
+    *,
+    seed: Optional[int] = None,
+    resume: bool = False,
+    force: bool = False,
+    overrides: Optional[Dict[str, Any]] = None,
+    on_epoch_end: Optional[Callable[[Dict[str, Any]], None]] = None,
+    console: Any = None,
+    progress: bool = True,
+    plot: bool = True,
+) -> Dict[str, Any]:
+    """Train the config's model on its data into `output_dir`; returns the last epoch's metrics.
+
+    `on_epoch_end(metrics)` runs after each epoch's checkpoint is written; raising
+    KeyboardInterrupt there stops training like Ctrl-C would (resume later).
+    """
+    output = Path(output_dir)
+    reporter = _Reporter(console, progress)
+    config = _prepare_config(config, output, seed, resume, force, overrides or {})
+    interpolated = config.interpolate()
+    settings = _training_settings(interpolated)
+    resolved = registry.resolve({key: interpolated[key] for key in ("data", "model", "optimizer", "loss") if key in interpolated})
+    for section in ("data", "model", "optimizer"):
+        if section not in resolved:
+            raise ConfigurationError(f"the config has no [{section}] section; see docs/config.md")
+    model: Model = resolved["model"]
+    optimizer = resolved["optimizer"]
+    loss_fn = resolved.get("loss")
+    (train_X, train_Y), (dev_X, dev_Y) = _check_data(resolved["data"])
+    n_classes = int(max(train_Y.max(initial=0), dev_Y.max(initial=0))) + 1
+
+    fix_random_seed(settings["seed"])
+    sample = slice(0, settings["init_sample_size"])
+    model.initialize(X=model.ops.asarray(train_X[sample]), Y=_one_hot(model, train_Y[sample], n_classes))
+    history: List[Dict[str, Any]] = []
+    best = {"dev_accuracy": -1.0, "epoch": 0}
+    start_epoch = 1
+    if resume and (output / STATE_FILE).is_file():
+        start_epoch, history, best = _restore_checkpoint(output / STATE_FILE, model, optimizer)
+        reporter.say(f"Resuming from the checkpoint after epoch {start_epoch - 1} in {output}")
+    elif resume:
+        reporter.say(f"No checkpoint in {output} yet: starting from epoch 1")
+    output.mkdir(parents=True, exist_ok=True)
+    (output / CONFIG_FILE).write_text(config.to_str())
+    _write_meta(output, train_X.shape[1], n_classes, best)
+
+    metrics: Dict[str, Any] = history[-1] if history else {}
+    patience_left = settings["patience"]
+    batch_size = settings["batch_size"]
+    reporter.start(settings["max_epochs"], start_epoch, len(train_X), batch_size, history)
+    try:
+        for epoch in range(start_epoch, settings["max_epochs"] + 1):
+            started = time.perf_counter()
+            loss = _train_epoch(model, optimizer, loss_fn, train_X, train_Y, n_classes, batch_size,
+                                _epoch_order(settings["seed"], epoch, len(train_X)), reporter)
+            seconds = time.perf_counter() - started
+            with _averaged(model, optimizer):
+                train_accuracy = accuracy(model, train_X, train_Y)
+                dev_accuracy = accuracy(model, dev_X, dev_Y)
+                improved = dev_accuracy > best["dev_accuracy"]
+                if improved:
+                    best = {"dev_accuracy": dev_accuracy, "epoch": epoch}
+                    model.to_disk(output / MODEL_FILE)
+            metrics = {
+                "epoch": epoch,
+                "loss": loss,
+                "train_accuracy": train_accuracy,
+                "dev_accuracy": dev_accuracy,
+                "examples_per_second": len(train_X) / max(seconds, 1e-9),
+                "best": improved,
+            }
+            history.append(metrics)
+            _write_checkpoint(output / STATE_FILE, model, optimizer, epoch, history, best)
+            _write_metrics(output, history)
+            _write_meta(output, train_X.shape[1], n_classes, best)
+            reporter.epoch(metrics)
+            if on_epoch_end is not None:
+                on_epoch_end(metrics)
+            patience_left = settings["patience"] if improved else patience_left - 1
+            if settings["patience"] and patience_left <= 0:
+                reporter.say(f"No dev improvement for {settings['patience']} epochs: stopping early")
+                break
+    except KeyboardInterrupt:
+        reporter.stop()
+        reporter.say(f"Interrupted. Continue with: composa train --output {output} --resume")
+        raise
+    reporter.stop()
+    if plot:
+        reporter.say(plot_learning_curves(history, output / PLOT_FILE))
+    reporter.say(
+        f"Best dev accuracy {best['dev_accuracy']:.4f} at epoch {best['epoch']}; model saved in {output / MODEL_FILE}"
+    )
+    return {**metrics, "best_dev_accuracy": best["dev_accuracy"], "best_epoch": best["epoch"]}
+
+
+def evaluate(model: Model, X: Any, Y: Any, *, batch_size: int = 1024) -> Dict[str, float]:
+    """Accuracy and mean cross-entropy of `model`'s class probabilities on rows `X` with labels `Y`."""
+    Y = numpy.asarray(Y)
+    if len(X) != len(Y):
+        raise ShapeMismatchError(f"evaluate: {len(X)} rows but {len(Y)} labels")
+    if len(Y) == 0:
+        return {"accuracy": 0.0, "loss": 0.0, "examples": 0}
+    probs = _predict_numpy(model, X, batch_size)
+    if probs.ndim != 2 or Y.max() >= probs.shape[1]:
+        raise ShapeMismatchError(
+            f"evaluate: the model outputs shape {probs.shape}, too narrow for label {int(Y.max())}"
+        )
+    gold = probs[numpy.arange(len(Y)), Y]
+    return {
+        "accuracy": float((probs.argmax(axis=1) == Y).mean()),
+        "loss": float(-numpy.log(numpy.clip(gold, 1e-12, None)).mean()),
+        "examples": int(len(Y)),
+    }
+
+
+def accuracy(model: Model, X: Any, Y: Any) -> float:
+    """Fraction of rows whose highest-scoring class is the label."""
+    return evaluate(model, X, Y)["accuracy"]
+
+
+def plot_learning_curves(history: Sequence[Dict[str, Any]], path: Union[str, Path]) -> str:
+    """Save loss and accuracy per epoch as a PNG (matplotlib, Agg); returns a message saying what happened."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: skipping the learning-curve plot (pip install matplotlib)"
+    if not history:
+        return "no completed epochs: nothing to plot"
+    epochs = [row["epoch"] for row in history]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_axis.plot(epochs, [row["loss"] for row in history], marker="o")
+    loss_axis.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy")
+    accuracy_axis.plot(epochs, [row["train_accuracy"] for row in history], marker="o", label="train")
+    accuracy_axis.plot(epochs, [row["dev_accuracy"] for row in history], marker="o", label="dev")
+    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
+    accuracy_axis.legend()
+    figure.tight_layout()
+    temp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    figure.savefig(temp, dpi=100)
+    plt.close(figure)
+    temp.replace(path)
+    return f"Learning curves saved in {path}"
+
+
+# Preparation -------------------------------------------------------------------------
+
+
+def _prepare_config(
+    config: Optional[Union[Config, str, Path]],
+    output: Path,
+    seed: Optional[int],
+    resume: bool,
+    force: bool,
+    overrides: Dict[str, Any],
+) -> Config:
+    has_run = (output / STATE_FILE).exists() or (output / MODEL_FILE).exists()
+    if resume and (output / CONFIG_FILE).is_file():
+        # The saved config is the run's truth; a config given again must not silently win.
+        saved = load_config(output)
+        if config is not None and not isinstance(config, Config):
+            given = _with_training_defaults(load_train_config(config)).interpolate()
+            if given != _with_training_defaults(saved).interpolate():
+                raise ConfigurationError(
+                    f"--resume: {config} differs from the config saved in {output / CONFIG_FILE}; "
+                    "resume without a config (or use --force with a new --output)"
+                )
+        config = saved
+    elif has_run and not force:
+        raise ConfigurationError(
+            f"{output} already holds a training run; use --resume to continue it, "
+            "--force to overwrite it, or another --output directory"
+        )
+    if config is None or isinstance(config, (str, Path)):
+        config = load_train_config(config)
+    config = _with_training_defaults(config)
+    if seed is not None:
+        overrides = {**overrides, "training.seed": seed}
+    return apply_overrides(config, overrides)
+
+
+def _with_training_defaults(config: Config) -> Config:
+    """Copy of `config` whose [training] section lists every setting, so all can be overridden."""
+    config = Config(config, is_interpolated=False).copy()
+    config["training"] = {**TRAINING_DEFAULTS, **dict(config.get("training", {}))}
+    return config
+
+
+def _training_settings(config: Config) -> Dict[str, Any]:
+    section = dict(config.get("training", {}))
+    unknown = sorted(set(section) - set(TRAINING_DEFAULTS))
+    if unknown:
+        raise ConfigurationError(
+            f"[training] has unknown key(s) {unknown}; it takes {sorted(TRAINING_DEFAULTS)}"
+        )
+    settings = {**TRAINING_DEFAULTS, **section}
+    for key, value in settings.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigurationError(f"[training] {key}: expected a whole number >= 0, got {value!r}")
+    if settings["batch_size"] < 1 or settings["init_sample_size"] < 1:
+        raise ConfigurationError("[training] batch_size and init_sample_size must be at least 1")
+    return settings
+
+
+def _check_data(data: Any) -> Tuple[Tuple[numpy.ndarray, numpy.ndarray], Tuple[numpy.ndarray, numpy.ndarray]]:
+    try:
+        (train_X, train_Y), (dev_X, dev_Y) = data
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(
+            "[data] must build ((train_X, train_Y), (dev_X, dev_Y)); "
+            f"got {type(data).__name__}"
+        ) from error
+    splits = []
+    for name, X, Y in (("train", train_X, train_Y), ("dev", dev_X, dev_Y)):
+        X = numpy.ascontiguousarray(X, dtype="float32")
+        Y = numpy.asarray(Y)
+        if X.ndim != 2 or Y.ndim != 1 or len(X) != len(Y):
+            raise ShapeMismatchError(
+                f"[data] {name}: expected X of shape (rows, features) and Y of shape (rows,), "
+                f"got {X.shape} and {Y.shape}"
+            )
+        if Y.dtype.kind not in "iu" or (len(Y) and Y.min() < 0):
+            raise ConfigurationError(f"[data] {name}: labels must be class ids >= 0, got dtype {Y.dtype}")
+        splits.append((X, Y.astype("int32")))
+    if len(splits[0][0]) == 0:
+        raise ConfigurationError("[data] train: no training rows")
+    if splits[0][0].shape[1] != splits[1][0].shape[1]:
+        raise ShapeMismatchError(
+            f"[data]: train rows have {splits[0][0].shape[1]} features, dev rows {splits[1][0].shape[1]}"
+        )
+    return splits[0], splits[1]
+
+
+# The loop -----------------------------------------------------------------------------
+
+
+def _epoch_order(seed: int, epoch: int, n_rows: int) -> numpy.ndarray:
+    # One generator per (seed, epoch): the shuffle needs no state to survive a resume.
+    return numpy.random.default_rng([seed, epoch]).permutation(n_rows)
+
+
+def _train_epoch(
+    model: Model,
+    optimizer: Any,
+    loss_fn: Any,
+    train_X: numpy.ndarray,
+    train_Y: numpy.ndarray,
+    n_classes: int,
+    batch_size: int,
+    order: numpy.ndarray,
+    reporter: "_Reporter",
+) -> float:
+    ops = model.ops
+    total_loss = 0.0
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        X = ops.asarray(train_X[index])
+        truths = _one_hot(model, train_Y[index], n_classes)
+        guesses, backprop = model.begin_update(X)
+        if loss_fn is not None:
+            d_guesses, _ = loss_fn(guesses, truths)
+        else:
+            d_guesses = (guesses - truths) / len(index)
+        total_loss += _cross_entropy_sum(model, guesses, truths)
+        backprop(d_guesses)
+        model.finish_update(optimizer)
+        if hasattr(optimizer, "step_schedules"):
+            optimizer.step_schedules()
+        reporter.advance(len(index))
+    return total_loss / len(order)
+
+
+def _one_hot(model: Model, labels: numpy.ndarray, n_classes: int) -> Any:
+    table = numpy.zeros((len(labels), n_classes), dtype="float32")
+    table[numpy.arange(len(labels)), labels] = 1.0
+    return model.ops.asarray(table)
+
+
+def _cross_entropy_sum(model: Model, guesses: Any, truths: Any) -> float:
+    gold = (guesses * truths).sum(axis=1)
+    return float(-model.ops.xp.log(model.ops.xp.clip(gold, 1e-12, None)).sum())
+
+
+def _predict_numpy(model: Model, X: Any, batch_size: int) -> numpy.ndarray:
+    outputs = []
+    for start in range(0, len(X), batch_size):
+        outputs.append(model.ops.to_numpy(model.predict(model.ops.asarray(X[start : start + batch_size]))))
+    return numpy.concatenate(outputs) if outputs else numpy.zeros((0, 0), dtype="float32")
+
+
+class _averaged:
+    """Use the optimizer's parameter averages (when it keeps them) inside the block."""
+
+    def __init__(self, model: Model, optimizer: Any) -> None:
+        averages = getattr(optimizer, "averages", None)
+        self.context = model.use_params(averages) if averages else None
+
+    def __enter__(self) -> None:
+        if self.context is not None:
+            self.context.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.context is not None:
+            self.context.__exit__(*exc_info)
+
+
+# Checkpoints ----------------------------------------------------------------------------
+
+
+def _write_checkpoint(
+    path: Path, model: Model, optimizer: Any, epoch: int, history: List[Dict[str, Any]], best: Dict[str, Any]
+) -> None:
+    state = {
+        "version": STATE_VERSION,
+        "epoch": epoch,
+        "model": model.to_bytes(),
+        "optimizer": optimizer_state(optimizer, model),
+        "history": json.dumps(history),
+        "best": json.dumps(best),
+        "rng": _rng_state(),
+    }
+    write_bytes_atomic(path, msgpack_dumps(state))
+
+
+def _restore_checkpoint(path: Path, model: Model, optimizer: Any) -> Tuple[int, List[Dict[str, Any]], Dict[str, Any]]:
+    state = msgpack_loads(read_bytes(path, what="training state"))
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise ArchiveError(f"{path} is not a composa training state (version {STATE_VERSION})")
+    try:
+        model.from_bytes(state["model"])
+    except SerializationError as error:
+        raise ArchiveError(f"{path}: the checkpointed model does not fit the config's [model]: {error}") from error
+    load_optimizer_state(optimizer, model, state["optimizer"])
+    _set_rng_state(state["rng"])
+    return int(state["epoch"]) + 1, json.loads(state["history"]), json.loads(state["best"])
+
+
+def _rng_state() -> Dict[str, Any]:
+    name, keys, position, has_gauss, cached = numpy.random.get_state()
+    state: Dict[str, Any] = {
+        "numpy": [name, keys, int(position), int(has_gauss), float(cached)],
+        "python": json.dumps(random.getstate()),
+    }
+    try:
+        import torch
+
+        state["torch"] = torch.get_rng_state().numpy()
+    except ImportError:
+        pass
+    return state
+
+
+def _set_rng_state(state: Dict[str, Any]) -> None:
+    name, keys, position, has_gauss, cached = state["numpy"]
+    numpy.random.set_state((name, numpy.asarray(keys, dtype="uint32"), position, has_gauss, cached))
+    version, internal, gauss = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss))
+    if "torch" in state:
+        try:
+            import torch
+
+            torch.set_rng_state(torch.from_numpy(numpy.array(state["torch"], dtype="uint8")))
+        except ImportError:
+            pass
+
+
+def optimizer_state(optimizer: Any, model: Model) -> Dict[str, Any]:
+    """The optimizer's state as plain data, with per-parameter keys tied to node positions in `model`.
+
+    Uses ``optimizer.state_dict(model)`` when the optimizer provides it; otherwise
+    captures its plain fields: counters, moment/average tables keyed ``(model id, name)``
+    and schedule attrs.
+    """
+    if hasattr(optimizer, "state_dict"):
+        return {"state_dict": optimizer.state_dict(model)}
+    position = {node.id: i for i, node in enumerate(model.walk())}
+    fields: Dict[str, Any] = {}
+    for name in _field_names(optimizer):
+        value = getattr(optimizer, name, None)
+        encoded = _encode_field(value, position, model)
+        if encoded is not None:
+            fields[name] = encoded
+    return {"fields": fields}
+
+
+def load_optimizer_state(optimizer: Any, model: Model, state: Dict[str, Any]) -> None:
+    """Put back a state from :func:`optimizer_state` into a fresh optimizer for `model`."""
+    if "state_dict" in state:
+        optimizer.load_state_dict(state["state_dict"], model)
+        return
+    nodes = list(model.walk())
+    for name, encoded in state["fields"].items():
+        _decode_field(optimizer, name, encoded, nodes, model)
+
+
+def _field_names(obj: Any) -> List[str]:
+    names: List[str] = []
+    for cls in type(obj).__mro__:
+        names.extend(getattr(cls, "__slots__", ()))
+    names.extend(getattr(obj, "__dict__", {}).keys())
+    return [name for name in dict.fromkeys(names) if name != "__weakref__"]
+
+
+def _encode_field(value: Any, position: Dict[int, int], model: Model) -> Optional[Dict[str, Any]]:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"kind": "scalar", "value": value}
+    if isinstance(value, tuple) and all(isinstance(item, (int, float)) for item in value):
+        return {"kind": "tuple", "value": list(value)}
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            if not (isinstance(key, tuple) and len(key) == 2 and key[0] in position):
+                return None
+            if hasattr(item, "shape"):
+                item = model.ops.to_numpy(item)
+            elif not isinstance(item, (int, float)):
+                return None
+            items.append([position[key[0]], key[1], item])
+        return {"kind": "keyed", "items": items}
+    attrs = getattr(value, "attrs", None)  # a Schedule: keep its mutable state
+    if isinstance(attrs, dict):
+        try:
+            return {"kind": "schedule", "attrs": msgpack_dumps(attrs)}
+        except TypeError:
+            return None
+    return None
+
+
+def _decode_field(optimizer: Any, name: str, encoded: Dict[str, Any], nodes: List[Model], model: Model) -> None:
+    kind = encoded["kind"]
+    if kind == "scalar":
+        setattr(optimizer, name, encoded["value"])
+    elif kind == "tuple":
+        setattr(optimizer, name, tuple(encoded["value"]))
+    elif kind == "keyed":
+        table = getattr(optimizer, name)
+        table.clear()
+        for index, param_name, item in encoded["items"]:
+            key = (nodes[index].id, param_name)
+            table[key] = model.ops.asarray(item).copy() if hasattr(item, "shape") else item
+    elif kind == "schedule":
+        schedule = getattr(optimizer, name)
+        schedule.attrs.clear()
+        schedule.attrs.update(msgpack_loads(encoded["attrs"]))
+
+
+# Files and display --------------------------------------------------------------------
+
+
+def _write_metrics(output: Path, history: List[Dict[str, Any]]) -> None:
+    text = "".join(json.dumps(row) + "\n" for row in history)
+    write_bytes_atomic(output / METRICS_FILE, text.encode("utf8"))
+
+
+def _write_meta(output: Path, n_features: int, n_classes: int, best: Dict[str, Any]) -> None:
+    meta = {
+        "composa_version": __version__,
+        "n_features": n_features,
+        "n_classes": n_classes,
+        "best_dev_accuracy": best["dev_accuracy"],
+        "best_epoch": best["epoch"],
+    }
+    write_bytes_atomic(output / META_FILE, (json.dumps(meta, indent=2) + "\n").encode("utf8"))
+
+
+class _Reporter:
+    """Progress bar and per-epoch table with rich (plain lines when disabled)."""
+
+    def __init__(self, console: Any, progress: bool) -> None:
+        from rich.console import Console
+
+        self.console = console if console is not None else Console()
+        self.enabled = progress
+        self.progress: Any = None
+        self.task: Any = None
+
+    def say(self, message: str) -> None:
+        self.console.print(message)
+
+    def start(self, max_epochs: int, start_epoch: int, n_rows: int, batch_size: int, history: List[Dict[str, Any]]) -> None:
+        columns = ("epoch", "loss", "train acc", "dev acc", "examples/s", "")
+        self.console.print(" ".join(f"{name:>10}" for name in columns))
+        for row in history:
+            self.epoch(row)
+        remaining = max(0, max_epochs - start_epoch + 1) * n_rows
+        if self.enabled and remaining:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self.progress = Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), console=self.console, transient=True,
+            )
+            self.task = self.progress.add_task("training", total=remaining)
+            self.progress.start()
+
+    def advance(self, rows: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, rows)
+
+    def epoch(self, metrics: Dict[str, Any]) -> None:
+        mark = "best" if metrics.get("best") else ""
+        self.console.print(
+            f"{metrics['epoch']:>10} {metrics['loss']:>10.4f} {metrics['train_accuracy']:>10.4f} "
+            f"{metrics['dev_accuracy']:>10.4f} {metrics['examples_per_second']:>10.0f} {mark:>10}"
+        )
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
