@@ -14,6 +14,9 @@ from .util import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 
 # Training (optimizers, schedules, losses) -- owned by the training work
+from .schedules import *  # noqa: F401,F403
+from .optimizers import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403
 
 # Shims and framework wrappers -- owned by the PyTorch interop work
 
