@@ -1,15 +1,25 @@
-"""NumpyOps: the CPU backend."""
+"""NumpyOps: the CPU backend.
+
+It inherits the whole surface from ``Ops`` (written against numpy already) and
+overrides only where numpy can do measurably better: BLAS calls writing into a
+given output, and sort-based scatter for embedding gradients.
+"""
 from typing import Any
 
 import numpy
 
-from .ops import Ops
+from ..errors import ShapeMismatchError
+from .ops import Ops, _check_ndim
 
 __all__ = ["NumpyOps"]
 
 
 class NumpyOps(Ops):
-    """Ops on numpy arrays, with numpy-specific fast paths where they measurably help."""
+    """Ops on numpy arrays, with numpy-specific fast paths where they measurably help.
+
+    `use_blis` is accepted for Thinc compatibility and ignored: composa has no blis
+    dependency, and numpy's own BLAS (OpenBLAS/MKL/Accelerate) does the matrix work.
+    """
 
     name = "numpy"
     xp = numpy
@@ -19,3 +29,49 @@ class NumpyOps(Ops):
     ) -> None:
         super().__init__(device_type, device_id, **kwargs)
         self.use_blis = use_blis
+
+    def gemm(
+        self, x: Any, y: Any, out: Any = None, trans1: bool = False, trans2: bool = False
+    ) -> Any:
+        """``op(x) @ op(y)`` via BLAS; both float32 or both float64 to stay on the fast path."""
+        if getattr(x, "ndim", None) != 2 or getattr(y, "ndim", None) != 2:
+            raise ShapeMismatchError(
+                f"gemm expects 2d arrays, got shapes {getattr(x, 'shape', None)} and {getattr(y, 'shape', None)}"
+            )
+        a = x.T if trans1 else x
+        b = y.T if trans2 else y
+        if a.shape[1] != b.shape[0]:
+            raise ShapeMismatchError(
+                f"gemm: inner dimensions differ: {tuple(a.shape)} @ {tuple(b.shape)}"
+            )
+        if out is None:
+            return numpy.dot(a, b)
+        expected = (a.shape[0], b.shape[1])
+        if tuple(out.shape) != expected:
+            raise ShapeMismatchError(f"gemm: out has shape {tuple(out.shape)}, expected {expected}")
+        if out.flags["C_CONTIGUOUS"] and out.dtype == numpy.result_type(a, b):
+            numpy.dot(a, b, out=out)
+        else:
+            out[...] = numpy.dot(a, b)
+        return out
+
+    def scatter_add(self, table: Any, indices: Any, values: Any) -> Any:
+        """In place ``table[indices] += values`` with duplicates accumulated; returns `table`."""
+        if getattr(indices, "ndim", 0) != 1 or getattr(table, "ndim", 0) != 2:
+            return super().scatter_add(table, indices, values)
+        self._check_indices("scatter_add", indices, table.shape[0])
+        _check_ndim("scatter_add", values, 2, "values")
+        if values.shape != (indices.shape[0], table.shape[1]):
+            raise ShapeMismatchError(
+                f"scatter_add: values should have shape {(indices.shape[0], table.shape[1])}, "
+                f"got {tuple(values.shape)}"
+            )
+        if indices.size == 0:
+            return table
+        # Sort once, sum runs of equal ids with reduceat, then one fancy-indexed add.
+        order = numpy.argsort(indices, kind="stable")
+        sorted_ids = indices[order]
+        run_starts = numpy.flatnonzero(numpy.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        sums = numpy.add.reduceat(values[order], run_starts, axis=0)
+        table[sorted_ids[run_starts]] += sums.astype(table.dtype, copy=False)
+        return table
