@@ -21,6 +21,8 @@ from .loss import *  # noqa: F401,F403
 # Shims and framework wrappers -- owned by the PyTorch interop work
 
 # Command line and archives -- owned by the config/CLI work
+from . import datasets  # noqa: F401 -- registers digits.v1 and labelled_files.v1
+from .archive import ArchiveError, load  # noqa: F401
 
 
 def _public_names() -> list:

@@ -304,13 +304,3 @@ def _call_promise(reg: Any, block: Dict[str, Any], path: List[str]) -> Any:
             show_config=False,
         ) from error
 
-
-def _register_ops() -> None:
-    from .backends import CupyOps, NumpyOps
-
-    for cls in (NumpyOps, CupyOps):
-        if not registry.ops.get_all().get(cls.__name__):
-            registry.ops.register(cls.__name__, func=cls)
-
-
-_register_ops()

@@ -406,7 +406,10 @@ def _restore_checkpoint(path: Path, model: Model, optimizer: Any) -> Tuple[int, 
         model.from_bytes(state["model"])
     except SerializationError as error:
         raise ArchiveError(f"{path}: the checkpointed model does not fit the config's [model]: {error}") from error
-    load_optimizer_state(optimizer, model, state["optimizer"])
+    try:
+        load_optimizer_state(optimizer, model, state["optimizer"])
+    except SerializationError as error:
+        raise ArchiveError(f"{path}: the checkpointed optimizer state does not fit: {error}") from error
     _set_rng_state(state["rng"])
     return int(state["epoch"]) + 1, json.loads(state["history"]), json.loads(state["best"])
 
@@ -440,84 +443,21 @@ def _set_rng_state(state: Dict[str, Any]) -> None:
             pass
 
 
-def optimizer_state(optimizer: Any, model: Model) -> Dict[str, Any]:
-    """The optimizer's state as plain data, with per-parameter keys tied to node positions in `model`.
+def optimizer_state(optimizer: Any, model: Model) -> Optional[bytes]:
+    """The optimizer's state (moments, averages, step, schedules) keyed by node positions in `model`.
 
-    Uses ``optimizer.state_dict(model)`` when the optimizer provides it; otherwise
-    captures its plain fields: counters, moment/average tables keyed ``(model id, name)``
-    and schedule attrs.
+    None for an optimizer without ``to_bytes(model=...)``: such a run resumes with fresh optimizer state.
     """
-    if hasattr(optimizer, "state_dict"):
-        return {"state_dict": optimizer.state_dict(model)}
-    position = {node.id: i for i, node in enumerate(model.walk())}
-    fields: Dict[str, Any] = {}
-    for name in _field_names(optimizer):
-        value = getattr(optimizer, name, None)
-        encoded = _encode_field(value, position, model)
-        if encoded is not None:
-            fields[name] = encoded
-    return {"fields": fields}
+    if not hasattr(optimizer, "to_bytes"):
+        return None
+    return optimizer.to_bytes(model=model)
 
 
-def load_optimizer_state(optimizer: Any, model: Model, state: Dict[str, Any]) -> None:
+def load_optimizer_state(optimizer: Any, model: Model, state: Optional[bytes]) -> None:
     """Put back a state from :func:`optimizer_state` into a fresh optimizer for `model`."""
-    if "state_dict" in state:
-        optimizer.load_state_dict(state["state_dict"], model)
+    if state is None or not hasattr(optimizer, "from_bytes"):
         return
-    nodes = list(model.walk())
-    for name, encoded in state["fields"].items():
-        _decode_field(optimizer, name, encoded, nodes, model)
-
-
-def _field_names(obj: Any) -> List[str]:
-    names: List[str] = []
-    for cls in type(obj).__mro__:
-        names.extend(getattr(cls, "__slots__", ()))
-    names.extend(getattr(obj, "__dict__", {}).keys())
-    return [name for name in dict.fromkeys(names) if name != "__weakref__"]
-
-
-def _encode_field(value: Any, position: Dict[int, int], model: Model) -> Optional[Dict[str, Any]]:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return {"kind": "scalar", "value": value}
-    if isinstance(value, tuple) and all(isinstance(item, (int, float)) for item in value):
-        return {"kind": "tuple", "value": list(value)}
-    if isinstance(value, dict):
-        items = []
-        for key, item in value.items():
-            if not (isinstance(key, tuple) and len(key) == 2 and key[0] in position):
-                return None
-            if hasattr(item, "shape"):
-                item = model.ops.to_numpy(item)
-            elif not isinstance(item, (int, float)):
-                return None
-            items.append([position[key[0]], key[1], item])
-        return {"kind": "keyed", "items": items}
-    attrs = getattr(value, "attrs", None)  # a Schedule: keep its mutable state
-    if isinstance(attrs, dict):
-        try:
-            return {"kind": "schedule", "attrs": msgpack_dumps(attrs)}
-        except TypeError:
-            return None
-    return None
-
-
-def _decode_field(optimizer: Any, name: str, encoded: Dict[str, Any], nodes: List[Model], model: Model) -> None:
-    kind = encoded["kind"]
-    if kind == "scalar":
-        setattr(optimizer, name, encoded["value"])
-    elif kind == "tuple":
-        setattr(optimizer, name, tuple(encoded["value"]))
-    elif kind == "keyed":
-        table = getattr(optimizer, name)
-        table.clear()
-        for index, param_name, item in encoded["items"]:
-            key = (nodes[index].id, param_name)
-            table[key] = model.ops.asarray(item).copy() if hasattr(item, "shape") else item
-    elif kind == "schedule":
-        schedule = getattr(optimizer, name)
-        schedule.attrs.clear()
-        schedule.attrs.update(msgpack_loads(encoded["attrs"]))
+    optimizer.from_bytes(state, model=model)
 
 
 # Files and display --------------------------------------------------------------------

@@ -1,0 +1,294 @@
+"""The ``composa`` command: train, evaluate and predict from configs and training directories.
+
+    composa train [CONFIG] --output DIR [--seed N] [--epochs N] [--resume] [--section.key VALUE ...]
+    composa evaluate DIR [DATA] [--json]
+    composa predict DIR INPUT [--output FILE] [--probabilities]
+    composa config [CONFIG] [--section.key VALUE ...]
+
+Without CONFIG, ``train`` uses the bundled default (an MLP on scikit-learn's digits).
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy
+
+from .about import __version__
+
+__all__ = ["main", "parse_overrides"]
+
+EPILOG = """examples:
+  composa train --output runs/digits
+  composa train my.cfg --output runs/mine --seed 1 --training.max_epochs 20
+  composa train --output runs/digits --resume --training.max_epochs 20
+  composa evaluate runs/digits
+  composa predict runs/digits rows.csv --output predictions.jsonl
+"""
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line with `argv` (default: sys.argv[1:]); returns the exit status."""
+    parser = _parser()
+    arguments, override_tokens = _split_overrides(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(arguments)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        overrides = parse_overrides(override_tokens)
+        if overrides and args.command not in ("train", "config"):
+            raise ValueError(f"{args.command} takes no config overrides, got {' '.join(override_tokens)}")
+        return args.handler(args, overrides)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `composa predict ... | head`
+        sys.stderr.close()
+        return 0
+    except (ValueError, KeyError, TypeError, OSError) as error:
+        # composa's own errors subclass these builtins; confection's ConfigValidationError is a ValueError.
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        print(f"composa {args.command}: error: {str(message).strip()}", file=sys.stderr)
+        return 1
+
+
+def parse_overrides(tokens: Sequence[str]) -> Dict[str, Any]:
+    """``["--training.max_epochs", "5", "--model.*.hidden1.nO=128"]`` -> ``{"training.max_epochs": 5, ...}``.
+
+    Values are read as JSON where they parse (numbers, true/false, null, lists), else as strings.
+    """
+    overrides: Dict[str, Any] = {}
+    tokens = list(tokens)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or "." not in token:
+            raise ValueError(
+                f"unexpected argument {token!r}; config overrides look like --section.key VALUE"
+            )
+        if "=" in token:
+            key, raw = token[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(tokens):
+                raise ValueError(f"override {token} needs a value")
+            key, raw = token[2:], tokens[i + 1]
+            i += 2
+        overrides[key] = _parse_value(raw)
+    return overrides
+
+
+def _split_overrides(argv: List[str]) -> "tuple[List[str], List[str]]":
+    """Separate ``--section.key VALUE`` pairs from the arguments argparse knows."""
+    arguments: List[str] = []
+    overrides: List[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            arguments.extend(argv[i:])
+            break
+        if token.startswith("--") and "." in token.split("=", 1)[0]:
+            overrides.append(token)
+            if "=" not in token and i + 1 < len(argv):
+                overrides.append(argv[i + 1])
+                i += 1
+        else:
+            arguments.append(token)
+        i += 1
+    return arguments, overrides
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="composa",
+        description="Train, evaluate and use composa models from config files.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"composa {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="train a model from a config (default: MLP on digits)",
+        description="Train the model of CONFIG (default: the bundled digits MLP) into DIR. "
+        "Any config value can be overridden with --section.key VALUE.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("config", nargs="?", help="a .cfg file (default: the bundled composa/default.cfg)")
+    train.add_argument("--output", "-o", required=True, metavar="DIR", help="training directory to write")
+    train.add_argument("--seed", type=int, help="random seed (sets training.seed)")
+    train.add_argument("--epochs", type=int, help="number of epochs (sets training.max_epochs)")
+    train.add_argument("--resume", action="store_true", help="continue from DIR's last checkpoint")
+    train.add_argument("--force", action="store_true", help="overwrite a training run already in DIR")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (epoch table only)")
+    train.add_argument("--no-plot", action="store_true", help="do not write learning_curves.png")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy and loss of a trained model",
+        description="Evaluate the model in DIR on DATA (.npz with X and y, .csv with the label last, "
+        ".jsonl with x and y), or on the dev split of its config's [data] when DATA is left out.",
+    )
+    evaluate.add_argument("directory", metavar="DIR", help="a directory written by composa train")
+    evaluate.add_argument("data", nargs="?", metavar="DATA", help="labelled rows (default: the dev split)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="predict classes for feature rows",
+        description="Predict a class for each feature row of INPUT (.npy, .csv, .jsonl) with the model in DIR. "
+        "Prints one class per line, or writes OUTPUT (.jsonl, .csv or .npy).",
+    )
+    predict.add_argument("directory", metavar="DIR", help="a directory written by composa train")
+    predict.add_argument("input", metavar="INPUT", help="feature rows: .npy, .npz (X), .csv or .jsonl")
+    predict.add_argument("--output", "-o", metavar="FILE", help="write predictions to .jsonl, .csv or .npy")
+    predict.add_argument("--probabilities", action="store_true", help="include class probabilities")
+    predict.set_defaults(handler=_predict)
+
+    config = commands.add_parser(
+        "config", help="print a config with overrides applied (default: the bundled one)",
+        description="Check CONFIG (every registered name and argument) and print it with overrides applied.",
+    )
+    config.add_argument("config", nargs="?", help="a .cfg file (default: the bundled composa/default.cfg)")
+    config.set_defaults(handler=_config)
+    return parser
+
+
+def _train(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
+    from .training import train
+
+    if args.epochs is not None:
+        overrides["training.max_epochs"] = args.epochs
+    try:
+        train(
+            args.config,
+            args.output,
+            seed=args.seed,
+            resume=args.resume,
+            force=args.force,
+            overrides=overrides,
+            progress=not args.no_progress,
+            plot=not args.no_plot,
+        )
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
+    from .archive import load, load_config
+    from .config import registry
+    from .datasets import read_labelled
+    from .training import _check_data, evaluate
+
+    model = load(args.directory)
+    if args.data:
+        X, Y = read_labelled(args.data)
+        source = args.data
+    else:
+        config = load_config(args.directory).interpolate()
+        data = registry.resolve({"data": config["data"]})["data"]
+        _, (X, Y) = _check_data(data)
+        source = "the dev split of [data]"
+    _check_width(model, X, args.directory, source)
+    metrics = evaluate(model, X, Y)
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    from rich.markup import escape
+
+    table = Table(title=escape(f"{args.directory} on {source}"))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("accuracy", f"{metrics['accuracy']:.4f}")
+    table.add_row("cross-entropy", f"{metrics['loss']:.4f}")
+    table.add_row("examples", str(metrics["examples"]))
+    Console().print(table)
+    return 0
+
+
+def _predict(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
+    from .archive import load
+    from .datasets import read_features
+    from .training import _predict_numpy
+
+    model = load(args.directory)
+    X = read_features(args.input)
+    _check_width(model, X, args.directory, args.input)
+    probabilities = _predict_numpy(model, X, batch_size=1024) if len(X) else numpy.zeros((0, 0), "float32")
+    labels = probabilities.argmax(axis=1) if len(X) else numpy.zeros((0,), "int64")
+    if args.output:
+        _write_predictions(Path(args.output), labels, probabilities, args.probabilities)
+        print(f"{len(labels)} predictions written to {args.output}", file=sys.stderr)
+    elif args.probabilities:
+        for label, row in zip(labels.tolist(), probabilities.tolist()):
+            print(json.dumps({"label": label, "probabilities": [round(p, 6) for p in row]}))
+    else:
+        sys.stdout.write("".join(f"{label}\n" for label in labels.tolist()))
+    return 0
+
+
+def _config(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
+    from .config import check_config
+    from .training import load_train_config
+
+    config = load_train_config(args.config, overrides)
+    check_config(config.interpolate())
+    print(config.to_str())
+    return 0
+
+
+def _check_width(model: Any, X: numpy.ndarray, directory: str, source: str) -> None:
+    from .errors import ShapeMismatchError
+
+    expected = model.maybe_get_dim("nI") if model.has_dim("nI") else None
+    if expected is not None and X.ndim == 2 and X.shape[1] != expected:
+        raise ShapeMismatchError(
+            f"the model in {directory} takes rows of {expected} features; {source} has {X.shape[1]}"
+        )
+
+
+def _write_predictions(path: Path, labels: numpy.ndarray, probabilities: numpy.ndarray, with_probs: bool) -> None:
+    from .serialize import write_bytes_atomic
+
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        import io
+
+        buffer = io.BytesIO()
+        numpy.save(buffer, probabilities if with_probs else labels.astype("int64"), allow_pickle=False)
+        data = buffer.getvalue()
+    elif suffix == ".csv":
+        n_classes = probabilities.shape[1] if probabilities.ndim == 2 else 0
+        header = ["label"] + ([f"p{k}" for k in range(n_classes)] if with_probs else [])
+        rows = [",".join(header)]
+        for label, row in zip(labels.tolist(), probabilities.tolist()):
+            rows.append(",".join([str(label)] + ([f"{p:.6g}" for p in row] if with_probs else [])))
+        data = ("\n".join(rows) + "\n").encode("utf8")
+    elif suffix in (".jsonl", ".ndjson"):
+        lines = []
+        for label, row in zip(labels.tolist(), probabilities.tolist()):
+            record: Dict[str, Any] = {"label": label}
+            if with_probs:
+                record["probabilities"] = row
+            lines.append(json.dumps(record) + "\n")
+        data = "".join(lines).encode("utf8")
+    else:
+        raise ValueError(f"cannot write predictions to {path}: use a .jsonl, .csv or .npy file")
+    write_bytes_atomic(path, data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
