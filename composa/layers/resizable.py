@@ -12,7 +12,7 @@ from ..config import registry
 from ..errors import ConfigurationError, child_errors
 from ..model import Model
 
-__all__ = ["resizable", "resize_model", "resize_linear_weighted"]
+__all__ = ["resizable"]
 
 
 @registry.layers("resizable.v1")

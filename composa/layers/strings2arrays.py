@@ -18,7 +18,7 @@ from ..errors import ShapeMismatchError, describe
 from ..model import Model
 from ..types import Ints2d
 
-__all__ = ["strings2arrays", "hash_strings"]
+__all__ = ["strings2arrays"]
 
 _M = numpy.uint64(0xC6A4A7935BD1E995)
 _R = numpy.uint64(47)
