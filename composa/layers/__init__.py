@@ -17,6 +17,7 @@ from .sparselinear import *  # noqa: F401,F403
 from .cauchysimilarity import *  # noqa: F401,F403
 
 # Sequence layers (LSTM, attention, reductions, windows, id mapping, resizable)
+from .lstm import *  # noqa: F401,F403
 from .parametricattention import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .expand_window import *  # noqa: F401,F403
