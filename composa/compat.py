@@ -1,0 +1,114 @@
+"""Which optional frameworks and devices are available, without importing them eagerly.
+
+``import composa`` must work (and stay fast) without torch, so the torch flags are
+computed on first access: ``from composa.compat import has_torch_cuda_gpu`` imports
+torch then, once. ``has_torch`` itself only asks the import system whether torch
+could be found and imported.
+"""
+import functools
+import importlib
+import importlib.util
+import warnings
+from typing import Any, Optional
+
+from .backends.cupy_ops import has_cupy, has_cupy_gpu
+
+__all__ = [
+    "has_cupy",
+    "has_cupy_gpu",
+    "has_torch",
+    "torch_version",
+    "has_torch_cuda_gpu",
+    "has_torch_mps",
+    "has_torch_mps_gpu",
+    "has_torch_amp",
+    "has_gpu",
+    "has_tensorflow",
+    "has_mxnet",
+    "has_blis",
+    "has_apple_ops",
+    "has_os_signpost",
+    "enable_tensorflow",
+    "enable_mxnet",
+]
+
+has_tensorflow = importlib.util.find_spec("tensorflow") is not None
+has_mxnet = importlib.util.find_spec("mxnet") is not None
+has_blis = importlib.util.find_spec("blis") is not None
+has_apple_ops = False
+has_os_signpost = False
+
+_LAZY_FLAGS = (
+    "has_torch",
+    "torch_version",
+    "has_torch_cuda_gpu",
+    "has_torch_mps",
+    "has_torch_mps_gpu",
+    "has_torch_amp",
+    "has_gpu",
+)
+
+
+@functools.lru_cache(maxsize=None)
+def _torch() -> Optional[Any]:
+    """The torch module, or None when it is not installed (or fails to import)."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    try:
+        return importlib.import_module("torch")
+    except Exception:  # a broken install counts as absent, as in the reference
+        return None
+
+
+def _version_tuple(text: str) -> tuple:
+    parts = []
+    for piece in text.split("+")[0].split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+@functools.lru_cache(maxsize=None)
+def _flags() -> dict:
+    torch = _torch()
+    flags = {
+        "has_torch": torch is not None,
+        "torch_version": None,
+        "has_torch_cuda_gpu": False,
+        "has_torch_mps": False,
+        "has_torch_mps_gpu": False,
+        "has_torch_amp": False,
+    }
+    if torch is not None:
+        flags["torch_version"] = _version_tuple(torch.__version__)
+        try:
+            flags["has_torch_cuda_gpu"] = bool(torch.cuda.device_count() > 0)
+        except Exception:
+            flags["has_torch_cuda_gpu"] = False
+        mps = getattr(torch.backends, "mps", None)
+        flags["has_torch_mps"] = mps is not None and bool(mps.is_built())
+        flags["has_torch_mps_gpu"] = flags["has_torch_mps"] and bool(mps.is_available())
+        # fp16 autocast with loss scaling needs CUDA; CPU autocast (bfloat16) needs no scaler
+        flags["has_torch_amp"] = flags["has_torch_cuda_gpu"]
+    flags["has_gpu"] = has_cupy_gpu or flags["has_torch_mps_gpu"]
+    return flags
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_FLAGS:
+        return _flags()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def enable_tensorflow() -> None:
+    """Import TensorFlow for the (deprecated) TensorFlow wrapper; composa does not ship one."""
+    warnings.warn(
+        "TensorFlow support is deprecated; composa has no TensorFlowWrapper", DeprecationWarning
+    )
+    importlib.import_module("tensorflow")
+
+
+def enable_mxnet() -> None:
+    """Import MXNet for the (deprecated) MXNet wrapper; composa does not ship one."""
+    warnings.warn("MXNet support is deprecated; composa has no MXNetWrapper", DeprecationWarning)
+    importlib.import_module("mxnet")

@@ -1,0 +1,267 @@
+"""PyTorchWrapper: a torch.nn.Module as a composa layer (plus RNN, LSTM and TorchScript variants).
+
+The forward pass converts the composa input to torch tensors (``convert_inputs``),
+runs the module through its ``PyTorchShim`` and converts the output back
+(``convert_outputs``); backprop runs the same three steps in reverse. Arrays and
+tensors share memory on CPU and go through DLPack on GPU, so conversion is cheap.
+torch is imported only when a wrapper is built.
+"""
+from typing import Any, Callable, Optional, Tuple
+
+from ..config import registry
+from ..errors import ComposaError, ConfigurationError, describe
+from ..model import Model
+from ..shims import PyTorchGradScaler, PyTorchShim, TorchScriptShim
+from ..shims.pytorch import PyTorchModuleError
+from ..types import ArgsKwargs, Padded
+from ..util import convert_recursive, is_torch_array, is_xp_array, partial, torch2xp, xp2torch
+
+__all__ = [
+    "PyTorchWrapper",
+    "PyTorchWrapper_v2",
+    "PyTorchWrapper_v3",
+    "PyTorchRNNWrapper",
+    "PyTorchLSTM",
+    "TorchScriptWrapper_v1",
+    "pytorch_to_torchscript_wrapper",
+]
+
+
+@registry.layers("PyTorchWrapper.v1")
+@registry.layers("PyTorchWrapper.v2")
+@registry.layers("PyTorchWrapper.v3")
+def PyTorchWrapper_v3(
+    pytorch_model: Any,
+    convert_inputs: Optional[Callable] = None,
+    convert_outputs: Optional[Callable] = None,
+    mixed_precision: bool = False,
+    grad_scaler: Optional[PyTorchGradScaler] = None,
+    device: Any = None,
+    serialize_model: Optional[Callable[[Any], bytes]] = None,
+    deserialize_model: Optional[Callable[[Any, bytes, Any], Any]] = None,
+) -> Model[Any, Any]:
+    """Wrap a torch.nn.Module: arrays in, arrays out, torch params trained by composa's optimizer.
+
+    By default every array in the input (also inside lists, tuples and dicts) becomes a
+    tensor: a dict is passed as keyword arguments, a list/tuple as positional ones.
+    `mixed_precision` runs the forward pass under autocast (float16 on CUDA, bfloat16 on
+    CPU); `grad_scaler` scales the loss for float16; `serialize_model` /
+    `deserialize_model(module, bytes, device)` replace the default (pickle-free) format.
+    """
+    return Model(
+        "pytorch",
+        forward,
+        attrs={
+            "convert_inputs": convert_inputs or convert_pytorch_default_inputs,
+            "convert_outputs": convert_outputs or convert_pytorch_default_outputs,
+        },
+        shims=[
+            PyTorchShim(
+                pytorch_model,
+                mixed_precision=mixed_precision,
+                grad_scaler=grad_scaler,
+                device=device,
+                serialize_model=serialize_model,
+                deserialize_model=deserialize_model,
+            )
+        ],
+        dims={"nI": None, "nO": None},
+    )
+
+
+# One implementation: the older versions' arguments are a prefix of v3's.
+PyTorchWrapper = PyTorchWrapper_v3
+PyTorchWrapper_v2 = PyTorchWrapper_v3
+
+
+@registry.layers("PyTorchRNNWrapper.v1")
+def PyTorchRNNWrapper(
+    pytorch_model: Any,
+    convert_inputs: Optional[Callable] = None,
+    convert_outputs: Optional[Callable] = None,
+) -> Model[Padded, Padded]:
+    """Wrap a time-major torch RNN (e.g. nn.LSTM): Padded in, Padded out."""
+    return PyTorchWrapper_v3(
+        pytorch_model,
+        convert_inputs=convert_inputs or convert_rnn_inputs,
+        convert_outputs=convert_outputs or convert_rnn_outputs,
+    )
+
+
+@registry.layers("PyTorchLSTM.v1")
+def PyTorchLSTM(
+    nO: int, nI: int, *, bi: bool = False, depth: int = 1, dropout: float = 0.0
+) -> Model[Any, Any]:
+    """torch.nn.LSTM over sequences (Padded, Ragged, list of arrays...) via with_padded; bi halves nO per direction."""
+    import torch
+
+    from . import noop, with_padded  # with_padded lives with the combinators
+
+    if depth == 0:
+        return noop()
+    if depth < 0 or nO <= 0 or nI <= 0:
+        raise ConfigurationError(f"PyTorchLSTM: nO, nI must be > 0 and depth >= 0, got nO={nO}, nI={nI}, depth={depth}")
+    if bi and nO % 2:
+        raise ConfigurationError(f"PyTorchLSTM: a bidirectional LSTM needs an even nO, got {nO}")
+    hidden = nO // 2 if bi else nO
+    lstm = torch.nn.LSTM(nI, hidden, depth, bidirectional=bi, dropout=dropout)
+    return with_padded(PyTorchRNNWrapper(lstm))
+
+
+def TorchScriptWrapper_v1(
+    torchscript_model: Any = None,
+    convert_inputs: Optional[Callable] = None,
+    convert_outputs: Optional[Callable] = None,
+    mixed_precision: bool = False,
+    grad_scaler: Optional[PyTorchGradScaler] = None,
+    device: Any = None,
+) -> Model[Any, Any]:
+    """Wrap a torch.jit.ScriptModule (None: an empty model to load bytes into); saved with torch.jit.save."""
+    return Model(
+        "pytorch_script",
+        forward,
+        attrs={
+            "convert_inputs": convert_inputs or convert_pytorch_default_inputs,
+            "convert_outputs": convert_outputs or convert_pytorch_default_outputs,
+        },
+        shims=[
+            TorchScriptShim(
+                torchscript_model, mixed_precision=mixed_precision, grad_scaler=grad_scaler, device=device
+            )
+        ],
+        dims={"nI": None, "nO": None},
+    )
+
+
+def pytorch_to_torchscript_wrapper(model: Model) -> Model:
+    """A TorchScriptWrapper_v1 of ``torch.jit.script(module)``, keeping converters, scaler and device."""
+    import torch
+
+    shim = model.shims[0] if model.shims else None
+    if not isinstance(shim, PyTorchShim) or isinstance(shim, TorchScriptShim):
+        raise ConfigurationError(
+            f"pytorch_to_torchscript_wrapper expects a PyTorchWrapper model, got {model.name!r} "
+            f"with shims {[type(s).__name__ for s in model.shims]}"
+        )
+    if not isinstance(shim._model, torch.nn.Module):
+        raise ConfigurationError(
+            f"pytorch_to_torchscript_wrapper: the wrapped model is a {type(shim._model).__name__}, not a torch.nn.Module"
+        )
+    return TorchScriptWrapper_v1(
+        torch.jit.script(shim._model),
+        convert_inputs=model.attrs["convert_inputs"],
+        convert_outputs=model.attrs["convert_outputs"],
+        mixed_precision=shim._mixed_precision,
+        grad_scaler=shim._grad_scaler,
+        device=shim.device,
+    )
+
+
+def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
+    """X -> convert_inputs -> torch module -> convert_outputs; backprop retraces the same steps."""
+    convert_inputs = model.attrs["convert_inputs"]
+    convert_outputs = model.attrs["convert_outputs"]
+    shim = model.shims[0]
+    Xtorch, get_dX = convert_inputs(model, X, is_train)
+    try:
+        Ytorch, torch_backprop = shim(Xtorch, is_train)
+    except ComposaError as error:
+        error.layer_path[:1] = [model.name]
+        raise
+    except RuntimeError as error:
+        raise PyTorchModuleError(
+            f"the wrapped {type(shim._model).__name__} failed on {describe(X)}: {error}", layer=model.name
+        ) from error
+    Y, get_dYtorch = convert_outputs(model, (X, Ytorch), is_train)
+
+    def backprop(dY: Any) -> Any:
+        dYtorch = get_dYtorch(dY)
+        try:
+            dXtorch = torch_backprop(dYtorch)
+        except ComposaError as error:
+            error.layer_path[:1] = [model.name]
+            error.args = (str(error),)
+            raise
+        return get_dX(dXtorch)
+
+    return Y, backprop
+
+
+def convert_pytorch_default_inputs(model: Model, X: Any, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
+    """Arrays in X -> tensors on the shim's device (requiring grad when training), packed as ArgsKwargs."""
+    device = model.shims[0].device
+    to_torch = partial(_to_torch, device=device, requires_grad=is_train)
+    converted = convert_recursive(is_xp_array, to_torch, X)
+    to_xp = partial(torch2xp, ops=model.ops)
+
+    if isinstance(converted, ArgsKwargs):
+
+        def reverse_args_kwargs(d_inputs: ArgsKwargs) -> Any:
+            return convert_recursive(is_torch_array, to_xp, d_inputs)
+
+        return converted, reverse_args_kwargs
+    if isinstance(converted, dict):
+
+        def reverse_kwargs(d_inputs: ArgsKwargs) -> Any:
+            return convert_recursive(is_torch_array, to_xp, d_inputs).kwargs
+
+        return ArgsKwargs(args=(), kwargs=converted), reverse_kwargs
+    if isinstance(converted, (list, tuple)):
+
+        def reverse_args(d_inputs: ArgsKwargs) -> Any:
+            return convert_recursive(is_torch_array, to_xp, d_inputs).args
+
+        return ArgsKwargs(args=tuple(converted), kwargs={}), reverse_args
+
+    def reverse_single(d_inputs: ArgsKwargs) -> Any:
+        return convert_recursive(is_torch_array, to_xp, d_inputs).args[0]
+
+    return ArgsKwargs(args=(converted,), kwargs={}), reverse_single
+
+
+def convert_pytorch_default_outputs(model: Model, X_Ytorch: Tuple[Any, Any], is_train: bool) -> Tuple[Any, Callable]:
+    """Tensors in the output -> arrays; backprop turns dY into ArgsKwargs for torch.autograd.backward."""
+    _, Ytorch = X_Ytorch
+    Y = convert_recursive(is_torch_array, partial(torch2xp, ops=model.ops), Ytorch)
+    device = model.shims[0].device
+
+    def reverse_conversion(dY: Any) -> ArgsKwargs:
+        dYtorch = convert_recursive(is_xp_array, partial(_to_torch, device=device, requires_grad=False), dY)
+        return ArgsKwargs(args=((Ytorch,),), kwargs={"grad_tensors": _as_tuple(dYtorch)})
+
+    return Y, reverse_conversion
+
+
+def convert_rnn_inputs(model: Model, Xp: Padded, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
+    """Padded -> ArgsKwargs((data tensor, None)) for a time-major torch RNN."""
+    if not isinstance(Xp, Padded):
+        raise ConfigurationError(f"PyTorchRNNWrapper expects a Padded batch, got {describe(Xp)}", layer=model.name)
+    size_at_t, lengths, indices = Xp.size_at_t, Xp.lengths, Xp.indices
+    Xtorch = _to_torch(Xp.data, device=model.shims[0].device, requires_grad=is_train)
+
+    def convert_from_torch_backward(d_inputs: ArgsKwargs) -> Padded:
+        dX = torch2xp(d_inputs.args[0], ops=model.ops)
+        return Padded(dX, size_at_t, lengths, indices)
+
+    return ArgsKwargs(args=(Xtorch, None), kwargs={}), convert_from_torch_backward
+
+
+def convert_rnn_outputs(model: Model, inputs_outputs: Tuple[Padded, Any], is_train: bool) -> Tuple[Padded, Callable]:
+    """(output, state) of a torch RNN -> Padded with the input's lengths; backprop feeds dY.data."""
+    Xp, (Ytorch, _) = inputs_outputs
+    Y = torch2xp(Ytorch, ops=model.ops)
+    device = model.shims[0].device
+
+    def convert_for_torch_backward(dYp: Padded) -> ArgsKwargs:
+        dYtorch = _to_torch(dYp.data, device=device, requires_grad=False)
+        return ArgsKwargs(args=(Ytorch,), kwargs={"grad_tensors": dYtorch})
+
+    return Padded(Y, Xp.size_at_t, Xp.lengths, Xp.indices), convert_for_torch_backward
+
+
+def _to_torch(array: Any, *, device: Any, requires_grad: bool) -> Any:
+    return xp2torch(array, requires_grad=requires_grad and array.dtype.kind == "f", device=device)
+
+
+def _as_tuple(value: Any) -> Tuple[Any, ...]:
+    return (value,) if is_torch_array(value) else tuple(value)
