@@ -1,9 +1,15 @@
-"""chain: feed each layer's output into the next."""
+"""chain: feed each layer's output into the next.
+
+This module also holds the two small helpers every combinator shares:
+:func:`copy_child_dims` (a wrapper mirrors its child's widths) and
+:func:`output_width` (the width of a sample output, whatever its container).
+"""
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
-from ..errors import child_errors
+from ..errors import ConfigurationError, child_errors
 from ..model import Model
+from ..types import Padded, Ragged
 from ..util import get_width
 
 __all__ = ["chain"]
@@ -11,12 +17,19 @@ __all__ = ["chain"]
 
 @registry.layers("chain.v1")
 def chain_registered(*layer: Model) -> Model:
+    if len(layer) < 2:
+        raise TypeError(f"chain: expected at least 2 layers, got {len(layer)}")
     return chain(*layer)
 
 
 def chain(layer1: Model, layer2: Model, *layers: Model) -> Model:
     """Compose layers: ``chain(f, g)(X) == g(f(X))``, with backprop in reverse order."""
     all_layers: List[Model] = [layer1, layer2, *layers]
+    for i, layer in enumerate(all_layers):
+        if not isinstance(layer, Model):
+            raise ConfigurationError(
+                f"chain: argument {i} must be a Model, got a {type(layer).__name__}"
+            )
     dims: dict = {"nO": None}
     if all_layers[0].has_dim("nI") is not False:
         dims["nI"] = None
@@ -52,12 +65,12 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
 
 def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
     """Initialise the children in order, feeding each the previous child's sample output."""
+    current = X
     if X is None and Y is None:
         for i, layer in enumerate(model.layers):
             with child_errors("chain", i):
                 layer.initialize()
     else:
-        current = X
         for i, layer in enumerate(model.layers):
             with child_errors("chain", i):
                 # Like the reference: a child whose nO is still unknown learns it from Y.
@@ -70,6 +83,26 @@ def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Mode
         model.set_dim("nI", first.get_dim("nI"))
     if last.has_dim("nO"):
         model.set_dim("nO", last.get_dim("nO"))
-    elif X is not None and current is not None and hasattr(current, "shape"):
-        model.set_dim("nO", get_width(current))
+    elif X is not None and current is not None:
+        width = output_width(current)
+        if width is not None:
+            model.set_dim("nO", width, force=True)
     return model
+
+
+def copy_child_dims(model: Model, layer: Model) -> None:
+    """Copy every dim `layer` has set onto the same-named dims of `model`."""
+    for name in model.dim_names:
+        value = layer.maybe_get_dim(name)
+        if value is not None:
+            model.set_dim(name, value, force=True)
+
+
+def output_width(Y: Any) -> Optional[int]:
+    """The feature width of a sample output (array, Ragged, Padded or list), or None."""
+    if isinstance(Y, (Ragged, Padded)) or hasattr(Y, "shape"):
+        data = Y.data if isinstance(Y, (Ragged, Padded)) else Y
+        return int(data.shape[-1]) if data.ndim >= 2 else None
+    if isinstance(Y, list) and Y and hasattr(Y[0], "shape"):
+        return output_width(Y[0])
+    return None

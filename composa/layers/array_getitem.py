@@ -1,0 +1,54 @@
+"""array_getitem: index into an array batch (``X[index]``) as a layer."""
+from typing import Any, Callable, Tuple
+
+from ..errors import ShapeMismatchError, describe
+from ..model import Model
+
+__all__ = ["array_getitem", "floats_getitem", "ints_getitem"]
+
+
+def array_getitem(index: Any) -> Model:
+    """``X -> X[index]`` for any array; backprop scatters dY back into zeros shaped like X."""
+    return Model("array-getitem", forward, attrs={"index": index})
+
+
+def floats_getitem(index: Any) -> Model:
+    """``X -> X[index]`` for float arrays."""
+    return Model("floats-getitem", forward, attrs={"index": index})
+
+
+def ints_getitem(index: Any) -> Model:
+    """``X -> X[index]`` for int arrays."""
+    return Model("ints-getitem", forward, attrs={"index": index})
+
+
+def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
+    index = model.attrs["index"]
+    shape = X.shape
+    dtype = X.dtype
+    basic = _is_basic(index)
+
+    def backprop(dY: Any) -> Any:
+        dX = model.ops.alloc(shape, dtype=dtype)
+        if len(shape) and shape[0] == 0:
+            return dX
+        if basic:
+            dX[index] = dY
+        else:
+            # Fancy indexes may repeat positions: their gradients add up.
+            model.ops.xp.add.at(dX, index, dY)
+        return dX
+
+    if len(shape) and shape[0] == 0:
+        return X, backprop
+    try:
+        Y = X[index]
+    except IndexError as error:
+        raise ShapeMismatchError(f"cannot index {describe(X)} with {index!r}: {error}", layer=model.name) from error
+    return Y, backprop
+
+
+def _is_basic(index: Any) -> bool:
+    """True for indexes built only of ints, slices, Ellipsis and None (no repeated positions)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(part, (int, slice, type(Ellipsis), type(None))) for part in parts)

@@ -1,0 +1,134 @@
+"""concatenate: run several layers on the same input and join their outputs feature-wise.
+
+Unlike the reference, ``concatenate(concatenate(a, b), c)`` builds a new flat
+node instead of appending to (mutating) the first argument, and the summed input
+gradient is written into a fresh array.
+"""
+from typing import Any, Callable, List, Optional, Tuple
+
+from ..config import registry
+from ..errors import ShapeMismatchError, child_errors, describe
+from ..model import Model
+from ..types import Padded, Ragged
+from ..util import get_width
+from .add import sum_outputs
+from .chain import output_width
+from .noop import noop
+
+__all__ = ["concatenate"]
+
+
+@registry.layers("concatenate.v1")
+def concatenate(*layers: Model) -> Model:
+    """Join the layers' outputs along the last axis: ``(X) -> [f(X) | g(X)]``."""
+    if not layers:
+        return noop()
+    if len(layers) == 1:
+        return layers[0]
+    children: List[Model] = list(layers)
+    if children[0]._func is forward:
+        children = [*children[0].layers, *children[1:]]
+    dims: dict = {"nO": None}
+    if all(child.has_dim("nI") is not False for child in children):
+        dims["nI"] = None
+    model = Model("|".join(child.name for child in children), forward, init=init, dims=dims, layers=children)
+    _set_known_dims(model)
+    return model
+
+
+def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
+    outputs = []
+    callbacks = []
+    for i, layer in enumerate(model.layers):
+        with child_errors("concatenate", i):
+            Y_i, backprop_i = layer(X, is_train=is_train)
+        outputs.append(Y_i)
+        callbacks.append(backprop_i)
+    first = outputs[0]
+    if isinstance(first, Ragged):
+        data, widths = _join(model, [Y_i.data for Y_i in outputs])
+        Y: Any = Ragged(data, first.lengths)
+    elif isinstance(first, Padded):
+        data, widths = _join(model, [Y_i.data for Y_i in outputs])
+        Y = Padded(data, first.size_at_t, first.lengths, first.indices)
+    elif isinstance(first, list):
+        lengths = [len(item) for item in first]
+        data, widths = _join(model, [model.ops.flatten(Y_i) for Y_i in outputs])
+        Y = model.ops.unflatten(data, lengths) if first else []
+    else:
+        Y, widths = _join(model, outputs)
+
+    def backprop(dY: Any) -> Any:
+        if isinstance(dY, Ragged):
+            pieces = _split(model, dY.data, widths)
+            d_outputs: List[Any] = [Ragged(piece, Y_i.lengths) for piece, Y_i in zip(pieces, outputs)]
+        elif isinstance(dY, Padded):
+            pieces = _split(model, dY.data, widths)
+            d_outputs = [Padded(piece, dY.size_at_t, dY.lengths, dY.indices) for piece in pieces]
+        elif isinstance(dY, list):
+            if not dY:
+                d_outputs = [[] for _ in outputs]
+            else:
+                pieces = _split(model, model.ops.flatten(dY), widths)
+                d_outputs = [model.ops.unflatten(piece, lengths) for piece in pieces]
+        else:
+            d_outputs = _split(model, dY, widths)
+        d_inputs = []
+        for i, (callback, d_output) in enumerate(zip(callbacks, d_outputs)):
+            with child_errors("concatenate", i):
+                d_inputs.append(callback(d_output))
+        return sum_outputs(d_inputs, "concatenate (backprop)")
+
+    return Y, backprop
+
+
+def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
+    """Initialise every child on X; nO is the sum of the children's output widths."""
+    if X is not None and model.has_dim("nI") is not False:
+        model.set_dim("nI", get_width(X), force=True)
+    for i, layer in enumerate(model.layers):
+        with child_errors("concatenate", i):
+            layer.initialize(X=X)
+    _set_known_dims(model)
+    if model.has_dim("nO") is None and X is not None:
+        width = output_width(model.predict(X))
+        if width is not None:
+            model.set_dim("nO", width)
+    return model
+
+
+def _join(model: Model, arrays: List[Any]) -> Tuple[Any, List[int]]:
+    first = arrays[0]
+    for i, array in enumerate(arrays[1:], 1):
+        if array.shape[:-1] != first.shape[:-1]:
+            raise ShapeMismatchError(
+                f"layer {i} returned {describe(array)} but layer 0 returned {describe(first)}; "
+                f"outputs must agree on every axis but the last",
+                layer="concatenate",
+            )
+    widths = [int(array.shape[-1]) for array in arrays]
+    return model.ops.xp.concatenate(arrays, axis=-1), widths
+
+
+def _split(model: Model, d_joined: Any, widths: List[int]) -> List[Any]:
+    if d_joined.shape[-1] != sum(widths):
+        raise ShapeMismatchError(
+            f"expected a gradient of width {sum(widths)}, got {describe(d_joined)}",
+            layer="concatenate",
+        )
+    pieces = []
+    start = 0
+    for width in widths:
+        # A contiguous copy, so a child that works in place cannot touch the caller's dY.
+        pieces.append(model.ops.as_contig(d_joined[..., start : start + width]))
+        start += width
+    return pieces
+
+
+def _set_known_dims(model: Model) -> None:
+    widths_in = {layer.maybe_get_dim("nI") for layer in model.layers}
+    if model.has_dim("nI") is not False and len(widths_in) == 1 and None not in widths_in:
+        model.set_dim("nI", widths_in.pop(), force=True)
+    widths_out = [layer.maybe_get_dim("nO") for layer in model.layers]
+    if all(width is not None for width in widths_out):
+        model.set_dim("nO", sum(widths_out), force=True)

@@ -1,0 +1,142 @@
+"""Conversions between batch containers: lists of arrays, one array, Ragged and Padded.
+
+Each is a parameter-free layer whose backprop converts the gradient back into
+the input's container, so they can sit anywhere in a chain.
+"""
+from typing import Any, Callable, List, Optional, Tuple
+
+from ..config import registry
+from ..errors import ShapeMismatchError, describe
+from ..model import Model
+from ..types import Padded, Ragged
+
+__all__ = ["list2array", "list2ragged", "ragged2list", "list2padded", "padded2list"]
+
+
+@registry.layers("list2array.v1")
+def list2array() -> Model:
+    """List of 2d arrays -> one array of all their rows (backprop splits it again)."""
+    return Model("list2array", list2array_forward)
+
+
+@registry.layers("list2ragged.v1")
+def list2ragged() -> Model:
+    """List of arrays -> Ragged (their rows concatenated, with lengths)."""
+    return Model("list2ragged", list2ragged_forward)
+
+
+@registry.layers("ragged2list.v1")
+def ragged2list() -> Model:
+    """Ragged -> list of arrays, one per sequence."""
+    return Model("ragged2list", ragged2list_forward)
+
+
+@registry.layers("list2padded.v1")
+def list2padded() -> Model:
+    """List of 2d arrays -> time-major Padded, sorted by decreasing length."""
+    return Model("list2padded", list2padded_forward)
+
+
+@registry.layers("padded2list.v1")
+def padded2list() -> Model:
+    """Padded -> list of 2d arrays in the original order, padding removed."""
+    return Model("padded2list", padded2list_forward)
+
+
+def list2array_forward(model: Model, Xs: List[Any], is_train: bool) -> Tuple[Any, Callable]:
+    _check_list(Xs, "list2array")
+    lengths = [len(X) for X in Xs]
+    Y = flatten_list(model.ops, Xs)
+
+    def backprop(dY: Any) -> List[Any]:
+        return model.ops.unflatten(dY, lengths)
+
+    return Y, backprop
+
+
+def list2ragged_forward(model: Model, Xs: List[Any], is_train: bool) -> Tuple[Ragged, Callable]:
+    _check_list(Xs, "list2ragged")
+    lengths = model.ops.asarray1i([len(X) for X in Xs])
+    Y = Ragged(flatten_list(model.ops, Xs), lengths)
+
+    def backprop(dY: Ragged) -> List[Any]:
+        return model.ops.unflatten(dY.dataXd, lengths)
+
+    return Y, backprop
+
+
+def ragged2list_forward(model: Model, X: Ragged, is_train: bool) -> Tuple[List[Any], Callable]:
+    if not isinstance(X, Ragged):
+        raise ShapeMismatchError(f"expected a Ragged, got {describe(X)}", layer="ragged2list")
+    lengths = X.lengths
+    data_shape = X.dataXd.shape
+
+    def backprop(dYs: List[Any]) -> Ragged:
+        return Ragged(flatten_list(model.ops, dYs, like_shape=data_shape), lengths)
+
+    return model.ops.unflatten(X.dataXd, lengths), backprop
+
+
+def list2padded_forward(model: Model, Xs: List[Any], is_train: bool) -> Tuple[Padded, Callable]:
+    _check_list(Xs, "list2padded")
+    Y = model.ops.list2padded(Xs)
+
+    def backprop(dY: Padded) -> List[Any]:
+        return model.ops.padded2list(dY)
+
+    return Y, backprop
+
+
+def padded2list_forward(model: Model, X: Padded, is_train: bool) -> Tuple[List[Any], Callable]:
+    if not isinstance(X, Padded):
+        raise ShapeMismatchError(f"expected a Padded, got {describe(X)}", layer="padded2list")
+    Ys = model.ops.padded2list(X)
+
+    def backprop(dYs: List[Any]) -> Padded:
+        return padded_like(model.ops, dYs, X)
+
+    return Ys, backprop
+
+
+def flatten_list(ops: Any, Xs: List[Any], *, like_shape: Optional[Tuple[int, ...]] = None) -> Any:
+    """Concatenate the rows of a list of arrays; an empty list gives ``(0, ...)`` zeros."""
+    if len(Xs) == 0:
+        shape = (0,) + tuple(like_shape[1:]) if like_shape is not None else (0, 0)
+        return ops.alloc(shape)
+    return ops.flatten(Xs)
+
+
+def padded_like(ops: Any, seqs: List[Any], like: Padded) -> Padded:
+    """Pack `seqs` (in original order) into a Padded with the layout of `like`.
+
+    Used on the way back, so a gradient lines up exactly with the Padded it belongs
+    to, whatever order ties in length were sorted in.
+    """
+    xp = ops.xp
+    n_steps, batch_size = like.data.shape[0], like.data.shape[1]
+    if len(seqs) != batch_size:
+        raise ShapeMismatchError(
+            f"expected {batch_size} sequence gradients, got {describe(seqs)}", layer="padded2list"
+        )
+    features = tuple(seqs[0].shape[1:]) if len(seqs) else tuple(like.data.shape[2:])
+    dtype = seqs[0].dtype if len(seqs) else like.data.dtype
+    by_batch = ops.alloc((batch_size, n_steps) + features, dtype=dtype)
+    if batch_size:
+        indices = [int(i) for i in ops.to_numpy(like.indices)]
+        ordered = [seqs[i] for i in indices]
+        lengths = xp.asarray([len(seq) for seq in ordered], dtype="int32").reshape((-1, 1))
+        if lengths.shape[0] != len(like.lengths) or bool(xp.any(lengths[:, 0] != xp.asarray(like.lengths))):
+            raise ShapeMismatchError(
+                f"the gradient's sequence lengths {ops.to_numpy(lengths[:, 0]).tolist()} do not match "
+                f"the batch's lengths {ops.to_numpy(like.lengths).tolist()}",
+                layer="padded2list",
+            )
+        mask = xp.arange(n_steps).reshape((1, -1)) < lengths
+        by_batch[mask] = ops.flatten(ordered)
+    data = ops.as_contig(xp.swapaxes(by_batch, 0, 1))
+    return Padded(data, like.size_at_t, like.lengths, like.indices)
+
+
+def _check_list(Xs: Any, label: str) -> None:
+    if not isinstance(Xs, (list, tuple)):
+        raise ShapeMismatchError(f"expected a list of arrays, got {describe(Xs)}", layer=label)

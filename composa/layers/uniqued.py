@@ -1,0 +1,76 @@
+"""uniqued: run a layer only on the distinct rows of an id batch, then re-expand.
+
+A cache-free speed-up for layers on repetitive ids (embeddings of tokens).
+Unlike the reference, the gradient of a repeated row is the *sum* of its
+occurrences' gradients (not their mean), so ``uniqued(layer)`` has exactly the
+gradients of ``layer`` and passes a finite-difference check.
+"""
+from typing import Any, Callable, Optional, Tuple
+
+from ..config import registry
+from ..errors import ConfigurationError, ShapeMismatchError, child_errors, describe
+from ..model import Model
+from .chain import copy_child_dims
+
+__all__ = ["uniqued"]
+
+
+@registry.layers("uniqued.v1")
+def uniqued(layer: Model, *, column: int = 0) -> Model:
+    """Ints2d -> layer output: compute the layer once per distinct value of ``X[:, column]``."""
+    if isinstance(column, bool) or not isinstance(column, int) or column < 0:
+        raise ConfigurationError(f"uniqued: column must be a non-negative int, got {column!r}")
+    return Model(
+        f"uniqued({layer.name})",
+        forward,
+        init=init,
+        dims={"nO": layer.maybe_get_dim("nO"), "nI": layer.maybe_get_dim("nI")},
+        attrs={"column": column},
+        layers=[layer],
+    )
+
+
+def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
+    layer = model.layers[0]
+    column = model.attrs["column"]
+    if X.ndim != 2 or X.shape[1] <= column:
+        raise ShapeMismatchError(
+            f"expected a 2d array with a column {column}, got {describe(X)}", layer=model.name
+        )
+    if X.shape[0] < 2:
+        with child_errors("uniqued"):
+            return layer(X, is_train=is_train)
+    xp = model.ops.xp
+    _, first_rows, inverse = xp.unique(X[:, column], return_index=True, return_inverse=True)
+    inverse = inverse.reshape((-1,))
+    X_unique = X[first_rows]
+    with child_errors("uniqued"):
+        Y_unique, backprop_unique = layer(X_unique, is_train=is_train)
+    Y = Y_unique[inverse]
+
+    def backprop(dY: Any) -> Any:
+        d_unique = model.ops.alloc((Y_unique.shape[0],) + tuple(dY.shape[1:]), dtype=dY.dtype)
+        scatter_add(model.ops, d_unique, inverse, dY)
+        with child_errors("uniqued"):
+            dX_unique = backprop_unique(d_unique)
+        if hasattr(dX_unique, "shape") and dX_unique.shape[:1] == X_unique.shape[:1]:
+            return dX_unique[inverse]
+        return dX_unique
+
+    return Y, backprop
+
+
+def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
+    """Initialise the layer on the sample data and mirror its widths."""
+    with child_errors("uniqued"):
+        model.layers[0].initialize(X=X, Y=Y)
+    copy_child_dims(model, model.layers[0])
+    return model
+
+
+def scatter_add(ops: Any, table: Any, indices: Any, values: Any) -> None:
+    """``table[indices] += values`` with repeated indices accumulated, in place."""
+    if hasattr(ops, "scatter_add"):
+        ops.scatter_add(table, indices, values)
+    else:
+        ops.xp.add.at(table, indices, values)

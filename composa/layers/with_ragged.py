@@ -1,0 +1,95 @@
+"""with_ragged: let a layer that takes a Ragged batch run on lists, Padded or (data, lengths)."""
+from typing import Any, Callable, List, Optional, Tuple
+
+from ..config import registry
+from ..errors import ShapeMismatchError, child_errors, describe
+from ..model import Model
+from ..types import Padded, Ragged
+from .chain import copy_child_dims
+from .conversions import flatten_list, padded_like
+
+__all__ = ["with_ragged"]
+
+
+@registry.layers("with_ragged.v1")
+def with_ragged(layer: Model) -> Model:
+    """Ragged / Padded / list / (data, lengths) -> same container; the child sees a Ragged."""
+    return Model(
+        f"with_ragged({layer.name})",
+        forward,
+        init=init,
+        dims={name: layer.maybe_get_dim(name) for name in layer.dim_names},
+        layers=[layer],
+    )
+
+
+def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
+    layer = model.layers[0]
+    ops = model.ops
+    if isinstance(X, Ragged):
+        with child_errors("with_ragged"):
+            return layer(X, is_train=is_train)
+    if isinstance(X, tuple) and len(X) == 2 and hasattr(X[0], "shape") and hasattr(X[1], "shape"):
+        with child_errors("with_ragged"):
+            Yr, backprop_layer = layer(Ragged(X[0], X[1]), is_train=is_train)
+
+        def backprop_tuple(dY: Tuple[Any, Any]) -> Tuple[Any, Any]:
+            with child_errors("with_ragged"):
+                dXr = backprop_layer(Ragged(dY[0], dY[1]))
+            return (dXr.dataXd, dXr.lengths)
+
+        return (Yr.dataXd, Yr.lengths), backprop_tuple
+    if isinstance(X, list):
+        Xr = _list_to_ragged(ops, X)
+        with child_errors("with_ragged"):
+            Yr, backprop_layer = layer(Xr, is_train=is_train)
+
+        def backprop_list(dYs: List[Any]) -> List[Any]:
+            d_ragged = Ragged(flatten_list(ops, dYs, like_shape=Yr.dataXd.shape), Yr.lengths)
+            with child_errors("with_ragged"):
+                dXr = backprop_layer(d_ragged)
+            return ops.unflatten(dXr.dataXd, dXr.lengths)
+
+        return ops.unflatten(Yr.dataXd, Yr.lengths), backprop_list
+    if isinstance(X, Padded):
+        Xr = _list_to_ragged(ops, ops.padded2list(X))
+        with child_errors("with_ragged"):
+            Yr, backprop_layer = layer(Xr, is_train=is_train)
+        Y = padded_like(ops, ops.unflatten(Yr.data, Yr.lengths), X)
+
+        def backprop_padded(dY: Padded) -> Padded:
+            d_ragged = _list_to_ragged(ops, ops.padded2list(dY))
+            with child_errors("with_ragged"):
+                dXr = backprop_layer(d_ragged)
+            return padded_like(ops, ops.unflatten(dXr.data, dXr.lengths), X)
+
+        return Y, backprop_padded
+    raise ShapeMismatchError(
+        f"expected a Ragged, a Padded, a list of arrays or a (data, lengths) tuple, got {describe(X)}",
+        layer="with_ragged",
+    )
+
+
+def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
+    """Initialise the child on the samples as Ragged, then mirror its dims."""
+    layer = model.layers[0]
+    with child_errors("with_ragged"):
+        layer.initialize(X=_to_ragged(model, X), Y=_to_ragged(model, Y))
+    copy_child_dims(model, layer)
+    return model
+
+
+def _list_to_ragged(ops: Any, Xs: List[Any]) -> Ragged:
+    return Ragged(flatten_list(ops, Xs), ops.asarray1i([len(X) for X in Xs]))
+
+
+def _to_ragged(model: Model, X: Any) -> Optional[Any]:
+    if X is None or isinstance(X, Ragged):
+        return X
+    if isinstance(X, tuple) and len(X) == 2:
+        return Ragged(X[0], X[1])
+    if isinstance(X, list):
+        return _list_to_ragged(model.ops, X)
+    if isinstance(X, Padded):
+        return _list_to_ragged(model.ops, model.ops.padded2list(X))
+    return X
