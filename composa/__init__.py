@@ -19,6 +19,8 @@ from .optimizers import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 
 # Shims and framework wrappers -- owned by the PyTorch interop work
+from .shims import *  # noqa: F401,F403
+from .compat import enable_mxnet, enable_tensorflow, has_cupy  # noqa: F401
 
 # Command line and archives -- owned by the config/CLI work
 from . import datasets  # noqa: F401 -- registers digits.v1 and labelled_files.v1

@@ -30,6 +30,7 @@ from .chain import *  # noqa: F401,F403
 from .noop import *  # noqa: F401,F403
 
 # Framework wrappers (PyTorchWrapper, PyTorchLSTM, TorchScriptWrapper)
+from .pytorchwrapper import *  # noqa: F401,F403
 
 
 def _collect_all() -> list:
