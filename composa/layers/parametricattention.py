@@ -93,7 +93,7 @@ def forward(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Cal
 
 
 def init(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = None) -> Model[InT, OutT]:
-    """Infer nO from the width of X (also for the key transform), then draw Q ~ U(-0.1, 0.1)."""
+    """Infer nO from the width of X (or the key transform's nO), then draw Q ~ U(-0.1, 0.1)."""
     key_transform = model.maybe_get_ref("key_transform")
     if X is not None:
         model.set_dim("nO", get_width(X))
@@ -104,5 +104,7 @@ def init(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = N
             key_transform.initialize(
                 X=X.data if X is not None else None, Y=Y.data if isinstance(Y, Ragged) else None
             )
+        if model.has_dim("nO") is None and key_transform.has_dim("nO"):
+            model.set_dim("nO", key_transform.get_dim("nO"))
     model.set_param("Q", uniform_init(model.ops, (model.get_dim("nO"),), lo=-0.1, hi=0.1))
     return model
