@@ -72,8 +72,11 @@ class registry(confection.registry):
                 config=config,
                 errors=[{"loc": [], "msg": "the top level of a config cannot be a @table reference"}],
             )
-        interpolated = _interpolated(config)
-        checked = _apply_overrides(interpolated, overrides)
+        if isinstance(config, Config) and not config.is_interpolated:
+            # Override before interpolating, so ${section:key} variables see the new values.
+            checked = _apply_overrides(config, overrides).interpolate()
+        else:
+            checked = _apply_overrides(_interpolated(config), overrides)
         check_config(checked, registry=cls, validate=validate)
         filled = cls.fill(checked, schema=schema, interpolate=True, validate=validate)
         built = _build(cls, dict(filled), [])
@@ -304,3 +307,15 @@ def _call_promise(reg: Any, block: Dict[str, Any], path: List[str]) -> Any:
             show_config=False,
         ) from error
 
+
+
+def _register_ops() -> None:
+    """Put NumpyOps and CupyOps in ``registry.ops`` (composa.backends cannot import this module)."""
+    from .backends import CupyOps, NumpyOps
+
+    for cls in (NumpyOps, CupyOps):
+        if not registry.has("ops", cls.__name__):
+            registry.ops.register(cls.__name__, func=cls)
+
+
+_register_ops()
