@@ -20,6 +20,8 @@ returns the sum of the squared gradient instead):
 from abc import abstractmethod
 from typing import Any, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, Union
 
+import numpy
+
 from .backends import get_array_ops
 from .config import registry
 from .errors import ConfigurationError, ShapeMismatchError, describe
@@ -156,7 +158,12 @@ class CategoricalCrossentropy(Loss):
             if target.size and (float(target.min()) < 0.0 or float(target.max()) > 1.0):
                 raise ConfigurationError(f"{name}: truth rows must hold values in [0, 1]")
             return target, mask, None
-        labels = list(truths) if not hasattr(truths, "ndim") else truths
+        labels = truths
+        if not hasattr(truths, "ndim"):
+            labels = list(truths)
+            as_array = numpy.asarray(labels) if labels else numpy.zeros((0,), dtype="int64")
+            if as_array.ndim == 1 and as_array.dtype.kind in "iu":
+                labels = as_array  # plain class ids: no per-label Python loop
         if len(labels) != n_rows:
             raise ShapeMismatchError(f"{name}: {len(labels)} truths for {n_rows} rows of guesses")
         if hasattr(labels, "ndim"):

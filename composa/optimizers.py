@@ -228,6 +228,8 @@ class Optimizer:
     def last_score(self, score: float) -> None:
         self._last_score = (self._step, score)
         self._values = None
+        # Evaluate now, so stateful schedules (plateau) see every score, even two between updates.
+        self._current()
 
     def _current(self) -> Dict[str, float]:
         # Every schedule is evaluated once per step, not once per parameter.
