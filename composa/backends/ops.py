@@ -342,7 +342,11 @@ class Ops:
         return dY * grad
 
     def erf(self, X: Any) -> Any:
-        """The error function, by a 5-term polynomial approximation (|error| < 1.5e-7); keeps dtype."""
+        """The error function, keeping dtype: scipy's (exact to rounding) when available, else a
+        5-term polynomial approximation (|error| < 1.5e-7)."""
+        exact = _scipy_erf(self.xp)
+        if exact is not None:
+            return exact(X).astype(X.dtype, copy=False)
         xp = self.xp
         sign = xp.sign(X)
         A = xp.abs(X)
@@ -1252,6 +1256,23 @@ class _LSTMPlan:
     def step_order(self, direction: int) -> List[int]:
         steps = list(range(len(self.sizes)))
         return steps if direction == 0 else steps[::-1]
+
+
+_ERF_CACHE: Dict[Any, Any] = {}
+
+
+def _scipy_erf(xp: Any) -> Any:
+    """scipy.special.erf (or cupyx's for cupy), or None where scipy is not installed."""
+    if xp not in _ERF_CACHE:
+        try:
+            if xp is numpy:
+                from scipy.special import erf
+            else:
+                from cupyx.scipy.special import erf
+        except ImportError:
+            erf = None
+        _ERF_CACHE[xp] = erf
+    return _ERF_CACHE[xp]
 
 
 _INV_SQRT2 = 0.7071067811865476
