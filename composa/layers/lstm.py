@@ -96,6 +96,10 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
                 f"{describe(dY_data)}",
                 layer=model.name,
             )
+        if not is_train:
+            raise ConfigurationError(
+                "backprop needs the forward pass to run with is_train=True", layer=model.name
+            )
         dY = packing.pack(dY_data)
         d_params: List[Any] = [None] * depth
         dHC0 = ops.alloc(HC0.shape, dtype=HC0.dtype)

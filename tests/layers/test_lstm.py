@@ -204,3 +204,44 @@ def test_any_lengths_match_torch(lengths, bi):
     keep = Padded(Xp.data[:, nonempty], Xp.size_at_t, Xp.lengths[nonempty], Xp.indices[nonempty])
     out, _, _, _ = run_torch(twin, model, keep, numpy.zeros(keep.data.shape[:2] + (Y.shape[2],)))
     numpy.testing.assert_allclose(Y[: out.shape[0], nonempty], out, atol=1e-7)
+
+
+def test_with_padded_runs_lstm_on_lists_and_ragged():
+    from composa import Ragged, with_padded
+
+    model = with_padded(LSTM(4, 3, bi=True)).initialize()
+    Xs = [numpy.ones((n, 3), dtype="f") for n in (2, 0, 4)]
+    assert [Y.shape for Y in model.predict(Xs)] == [(2, 4), (0, 4), (4, 4)]
+    Yr = model.predict(Ragged(numpy.ones((6, 3), dtype="f"), numpy.asarray([2, 4], dtype="int32")))
+    assert Yr.data.shape == (6, 4) and Yr.lengths.tolist() == [2, 4]
+
+
+def test_learns_to_count_ones():
+    """A small training run: the last output of each sequence learns the number of ones seen."""
+    from composa import Adam, with_padded
+
+    numpy.random.seed(0)
+    model = with_padded(LSTM(2, 1, depth=2)).initialize()
+    optimizer = Adam(0.05)
+    rng = numpy.random.RandomState(0)
+    Xs = [rng.randint(0, 2, (n, 1)).astype("f") for n in rng.randint(1, 6, 16)]
+    targets = [numpy.cumsum(X, axis=0) / 5.0 for X in Xs]
+
+    def loss_and_update():
+        Ys, backprop = model(Xs, is_train=True)
+        d_Ys = [Y[:, :1] - T for Y, T in zip(Ys, targets)]
+        backprop([numpy.hstack([d, numpy.zeros_like(d)]) for d in d_Ys])
+        model.finish_update(optimizer)
+        return sum(float((d**2).sum()) for d in d_Ys)
+
+    first = loss_and_update()
+    for _ in range(60):
+        last = loss_and_update()
+    assert last < first / 4
+
+
+def test_backprop_after_a_prediction_pass_is_a_clear_error():
+    model = LSTM(2, 2).initialize()
+    Yp, backprop = model(padded([2], 2, dtype="float32"), is_train=False)
+    with pytest.raises(ValueError, match="lstm: backprop needs the forward pass to run with is_train=True"):
+        backprop(Yp)
