@@ -66,7 +66,8 @@ def forward(model: Model[InT, Floats2d], keys_values_lengths: InT, is_train: boo
             columns.append(classes[None, :] * length + (bucket % length)[:, None])
     index = xp.concatenate(columns, axis=0)  # (2N, nO): both hashes of every key
     scale = xp.concatenate((values, values))[:, None]
-    example = xp.repeat(xp.arange(lengths.shape[0]), lengths)
+    # The example each key belongs to (searchsorted, unlike repeat by an array, also runs on cupy).
+    example = xp.searchsorted(xp.cumsum(lengths), xp.arange(keys.shape[0]), side="right")
     example = xp.concatenate((example, example))
     Y = ops.alloc((lengths.shape[0], nO), dtype=W.dtype)
     ops.scatter_add(Y, example, W[index] * scale)
