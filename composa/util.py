@@ -237,7 +237,10 @@ def convert_recursive(is_match: Callable[[Any], bool], convert_item: Callable[[A
     if is_match(obj):
         return convert_item(obj)
     if isinstance(obj, ArgsKwargs):
-        return ArgsKwargs.from_items(convert_recursive(is_match, convert_item, list(obj.items())))
+        # Convert the arguments, never the positional indices.
+        args = tuple(convert_recursive(is_match, convert_item, arg) for arg in obj.args)
+        kwargs = {key: convert_recursive(is_match, convert_item, value) for key, value in obj.kwargs.items()}
+        return ArgsKwargs(args=args, kwargs=kwargs)
     if isinstance(obj, dict):
         return {
             convert_recursive(is_match, convert_item, key): convert_recursive(is_match, convert_item, value)
@@ -256,7 +259,8 @@ def iterate_recursive(is_match: Callable[[Any], bool], obj: Any) -> Iterator[Any
     if is_match(obj):
         yield obj
     elif isinstance(obj, ArgsKwargs):
-        yield from iterate_recursive(is_match, list(obj.items()))
+        yield from iterate_recursive(is_match, list(obj.args))
+        yield from iterate_recursive(is_match, list(obj.kwargs.values()))
     elif isinstance(obj, dict):
         for key, value in obj.items():
             yield from iterate_recursive(is_match, key)
@@ -360,12 +364,11 @@ __all__ += ["xp2torch", "torch2xp", "get_torch_default_device"]
 
 
 def _require_torch(what: str) -> Any:
+    """The torch module, or an ImportError saying what needed it and how to install it."""
     try:
         import torch
     except ImportError as error:
-        from .errors import ConfigurationError
-
-        raise ConfigurationError(f"{what} needs PyTorch: pip install 'composa[torch]'") from error
+        raise ImportError(f"{what} needs PyTorch, which is not installed: pip install 'composa[torch]'") from error
     return torch
 
 
