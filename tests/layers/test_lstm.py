@@ -245,3 +245,22 @@ def test_backprop_after_a_prediction_pass_is_a_clear_error():
     Yp, backprop = model(padded([2], 2, dtype="float32"), is_train=False)
     with pytest.raises(ValueError, match="lstm: backprop needs the forward pass to run with is_train=True"):
         backprop(Yp)
+
+
+def test_built_from_a_config():
+    from composa import Config
+
+    config = Config().from_str(
+        """
+        [model]
+        @layers = "LSTM.v1"
+        nO = 6
+        nI = 2
+        bi = true
+        depth = 2
+        dropout = 0.1
+        """
+    )
+    model = registry.resolve(config)["model"]
+    assert (model.get_dim("nO"), model.get_dim("depth"), model.get_dim("dirs")) == (6, 2, 2)
+    assert model.attrs["dropout_rate"] == 0.1
