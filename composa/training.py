@@ -10,6 +10,7 @@ byte-identical to those of a run that was never interrupted.
 """
 import json
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -93,7 +94,14 @@ def train(
     config = _prepare_config(config, output, seed, resume, force, overrides or {})
     interpolated = config.interpolate()
     settings = _training_settings(interpolated)
-    resolved = registry.resolve({key: interpolated[key] for key in ("data", "model", "optimizer", "loss") if key in interpolated})
+    torch_was_loaded = "torch" in sys.modules
+    seed_random_generators(settings["seed"])
+    sections = {key: interpolated[key] for key in ("data", "model", "optimizer", "loss") if key in interpolated}
+    resolved = registry.resolve(sections)
+    if not torch_was_loaded and "torch" in sys.modules and "model" in sections:
+        # The config built a PyTorch model, whose weights torch drew before it was seeded: rebuild it seeded.
+        seed_random_generators(settings["seed"])
+        resolved["model"] = registry.resolve({"model": sections["model"]})["model"]
     for section in ("data", "model", "optimizer"):
         if section not in resolved:
             raise ConfigurationError(f"the config has no [{section}] section; see docs/config.md")
@@ -103,7 +111,7 @@ def train(
     (train_X, train_Y), (dev_X, dev_Y) = _check_data(resolved["data"])
     n_classes = int(max(train_Y.max(initial=0), dev_Y.max(initial=0))) + 1
 
-    fix_random_seed(settings["seed"])
+    seed_random_generators(settings["seed"])
     sample = slice(0, settings["init_sample_size"])
     model.initialize(X=model.ops.asarray(train_X[sample]), Y=_one_hot(model, train_Y[sample], n_classes))
     history: List[Dict[str, Any]] = []
@@ -414,18 +422,26 @@ def _restore_checkpoint(path: Path, model: Model, optimizer: Any) -> Tuple[int, 
     return int(state["epoch"]) + 1, json.loads(state["history"]), json.loads(state["best"])
 
 
+def seed_random_generators(seed: int) -> None:
+    """Seed Python's and numpy's generators, and torch/cupy when the process already uses them.
+
+    Like ``fix_random_seed``, without importing torch (two seconds) for models that never use it.
+    """
+    if "torch" in sys.modules or "cupy" in sys.modules:
+        fix_random_seed(seed)
+    else:
+        random.seed(seed)
+        numpy.random.seed(seed)
+
+
 def _rng_state() -> Dict[str, Any]:
     name, keys, position, has_gauss, cached = numpy.random.get_state()
     state: Dict[str, Any] = {
         "numpy": [name, keys, int(position), int(has_gauss), float(cached)],
         "python": json.dumps(random.getstate()),
     }
-    try:
-        import torch
-
-        state["torch"] = torch.get_rng_state().numpy()
-    except ImportError:
-        pass
+    if "torch" in sys.modules:
+        state["torch"] = sys.modules["torch"].get_rng_state().numpy()
     return state
 
 
@@ -434,13 +450,9 @@ def _set_rng_state(state: Dict[str, Any]) -> None:
     numpy.random.set_state((name, numpy.asarray(keys, dtype="uint32"), position, has_gauss, cached))
     version, internal, gauss = json.loads(state["python"])
     random.setstate((version, tuple(internal), gauss))
-    if "torch" in state:
-        try:
-            import torch
-
-            torch.set_rng_state(torch.from_numpy(numpy.array(state["torch"], dtype="uint8")))
-        except ImportError:
-            pass
+    if "torch" in state and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.set_rng_state(torch.from_numpy(numpy.array(state["torch"], dtype="uint8")))
 
 
 def optimizer_state(optimizer: Any, model: Model) -> Optional[bytes]:
