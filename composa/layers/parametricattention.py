@@ -6,7 +6,7 @@ themselves (``X @ Q``); v2 scores the output of a key transform
 both as the only child layer and as the ref ``"key_transform"``, so ``copy()``,
 serialisation and ``walk()`` all see it.
 """
-from typing import Any, Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from ..config import registry
 from ..errors import ShapeMismatchError, child_errors, describe
