@@ -207,7 +207,8 @@ def test_any_lengths_match_torch(lengths, bi):
 
 
 def test_with_padded_runs_lstm_on_lists_and_ragged():
-    from composa import Ragged, with_padded
+    from composa import Ragged
+    from composa.layers.with_padded import with_padded
 
     model = with_padded(LSTM(4, 3, bi=True)).initialize()
     Xs = [numpy.ones((n, 3), dtype="f") for n in (2, 0, 4)]
@@ -218,7 +219,8 @@ def test_with_padded_runs_lstm_on_lists_and_ragged():
 
 def test_learns_to_count_ones():
     """A small training run: the last output of each sequence learns the number of ones seen."""
-    from composa import Adam, with_padded
+    from composa import Adam
+    from composa.layers.with_padded import with_padded
 
     numpy.random.seed(0)
     model = with_padded(LSTM(2, 1, depth=2)).initialize()
