@@ -32,9 +32,19 @@ __all__ = [
     "enable_mxnet",
 ]
 
-has_tensorflow = importlib.util.find_spec("tensorflow") is not None
-has_mxnet = importlib.util.find_spec("mxnet") is not None
-has_blis = importlib.util.find_spec("blis") is not None
+
+
+def _installed(name: str) -> bool:
+    """Whether `name` could be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+has_tensorflow = _installed("tensorflow")
+has_mxnet = _installed("mxnet")
+has_blis = _installed("blis")
 has_apple_ops = False
 has_os_signpost = False
 
@@ -52,7 +62,7 @@ _LAZY_FLAGS = (
 @functools.lru_cache(maxsize=None)
 def _torch() -> Optional[Any]:
     """The torch module, or None when it is not installed (or fails to import)."""
-    if importlib.util.find_spec("torch") is None:
+    if not _installed("torch"):
         return None
     try:
         return importlib.import_module("torch")

@@ -15,10 +15,12 @@ import contextlib
 import io
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+import numpy
+
 from ..errors import ComposaError, ConfigurationError, SerializationError, ShapeMismatchError, describe
 from ..serialize import msgpack_dumps, msgpack_loads
 from ..types import ArgsKwargs
-from ..util import convert_recursive, get_torch_default_device, is_torch_array, iterate_recursive, torch2xp, xp2torch
+from ..util import _require_torch, convert_recursive, get_torch_default_device, is_torch_array, iterate_recursive, torch2xp, xp2torch
 from .pytorch_grad_scaler import PyTorchGradScaler
 from .shim import Shim
 
@@ -51,8 +53,7 @@ class PyTorchShim(Shim):
         serialize_model: Optional[Callable[[Any], bytes]] = None,
         deserialize_model: Optional[Callable[[Any, bytes, Any], Any]] = None,
     ) -> None:
-        import torch
-
+        torch = _require_torch("PyTorchShim")
         super().__init__(model, config, optimizer)
         if model is not None and not isinstance(model, torch.nn.Module):
             raise ConfigurationError(
@@ -245,7 +246,7 @@ class PyTorchShim(Shim):
 
 
 def default_serialize_model(module: Any) -> bytes:
-    """The state dict as msgpack: name -> [torch dtype name, numpy array of the raw values].
+    """The state dict as msgpack: name -> [torch dtype name, shape, numpy array of the raw values].
 
     numpy has no bfloat16, so bfloat16 tensors are stored as their uint16 bit patterns
     with the dtype name "bfloat16" and viewed back on load (no rounding either way).
@@ -294,8 +295,10 @@ def _tensor_to_entry(name: str, tensor: Any) -> List[Any]:
     import torch
 
     tensor = tensor.detach().cpu().contiguous()
+    # the shape travels separately because composa.serialize turns 0-d arrays into 1-d ones
+    shape = list(tensor.shape)
     if tensor.dtype == torch.bfloat16:
-        return ["bfloat16", tensor.view(torch.int16).numpy().view("uint16")]
+        return ["bfloat16", shape, tensor.view(torch.int16).numpy().view("uint16")]
     dtype_name = str(tensor.dtype).replace("torch.", "")
     if dtype_name not in _PLAIN_DTYPES:
         raise SerializationError(
@@ -303,7 +306,7 @@ def _tensor_to_entry(name: str, tensor: Any) -> List[Any]:
             f"pass serialize_model/deserialize_model to PyTorchWrapper_v3",
             layer="pytorch",
         )
-    return [dtype_name, tensor.numpy()]
+    return [dtype_name, shape, tensor.numpy()]
 
 
 def _decode_state(state_bytes: bytes) -> Dict[str, Any]:
@@ -323,9 +326,17 @@ def _decode_state(state_bytes: bytes) -> Dict[str, Any]:
         raise SerializationError("malformed torch state: 'tensors' must be a map", layer="pytorch")
     state = {}
     for name, entry in tensors.items():
-        if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and hasattr(entry[1], "dtype")):
+        if not (
+            isinstance(entry, (list, tuple))
+            and len(entry) == 3
+            and isinstance(entry[1], (list, tuple))
+            and all(isinstance(d, int) and d >= 0 for d in entry[1])
+            and hasattr(entry[2], "dtype")
+            and int(numpy.prod(entry[1], dtype="int64")) == entry[2].size
+        ):
             raise SerializationError(f"malformed torch state entry {name!r}", layer="pytorch")
-        dtype_name, array = entry
+        dtype_name, shape, array = entry
+        array = array.reshape(tuple(shape))
         if dtype_name == "bfloat16" and array.dtype.str == "<u2":
             state[name] = torch.from_numpy(array.view("int16").copy()).view(torch.bfloat16)
         elif dtype_name in _PLAIN_DTYPES and array.dtype.name == dtype_name:

@@ -9,6 +9,7 @@ scale grows again. Unlike the reference, CPU tensors are accepted as well as CUD
 from typing import Any, Dict, Iterable, List, Union
 
 from ..errors import ConfigurationError
+from ..util import _require_torch
 
 __all__ = ["PyTorchGradScaler"]
 
@@ -24,7 +25,7 @@ class PyTorchGradScaler:
         growth_factor: float = 2.0,
         growth_interval: int = 2000,
     ) -> None:
-        import torch
+        torch = _require_torch("PyTorchGradScaler")
 
         if not 0.0 < backoff_factor < 1.0:
             raise ConfigurationError(f"PyTorchGradScaler: backoff_factor must be in (0, 1), got {backoff_factor}")

@@ -41,17 +41,22 @@ class TorchScriptShim(PyTorchShim):
         """msgpack ``{"config", "model"}`` with the ``torch.jit.save`` archive of the module."""
         import torch
 
-        if self._model is None:
-            raise SerializationError("TorchScriptShim has no module to save", layer="pytorch_script")
-        buffer = io.BytesIO()
-        torch.jit.save(self._model, buffer)
-        return msgpack_dumps({"config": self.cfg, "model": buffer.getvalue()})
+        archive = b""  # an empty shim (model=None) saves as an empty archive
+        if self._model is not None:
+            buffer = io.BytesIO()
+            torch.jit.save(self._model, buffer)
+            archive = buffer.getvalue()
+        return msgpack_dumps({"config": self.cfg, "model": archive})
 
     def from_bytes(self, bytes_data: bytes) -> "TorchScriptShim":
         """Load a TorchScript archive (trusted sources only: it contains code) onto this shim's device."""
         import torch
 
         msg = _load_shim_msg(bytes_data, "model")
+        if not msg["model"]:
+            self._model = None
+            self.cfg = dict(msg["config"])
+            return self
         device = self.device
         map_location = torch.device("cpu") if device.type == "mps" else device
         try:
