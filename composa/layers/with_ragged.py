@@ -40,6 +40,8 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
 
         return (Yr.dataXd, Yr.lengths), backprop_tuple
     if isinstance(X, list):
+        if len(X) == 0:
+            return [], _empty_list_backprop
         Xr = _list_to_ragged(ops, X)
         with child_errors("with_ragged"):
             Yr, backprop_layer = layer(Xr, is_train=is_train)
@@ -52,13 +54,13 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
 
         return ops.unflatten(Yr.dataXd, Yr.lengths), backprop_list
     if isinstance(X, Padded):
-        Xr = _list_to_ragged(ops, ops.padded2list(X))
+        Xr = _list_to_ragged(ops, ops.padded2list(X), like_shape=(0,) + tuple(X.data.shape[2:]))
         with child_errors("with_ragged"):
             Yr, backprop_layer = layer(Xr, is_train=is_train)
         Y = padded_like(ops, ops.unflatten(Yr.data, Yr.lengths), X)
 
         def backprop_padded(dY: Padded) -> Padded:
-            d_ragged = _list_to_ragged(ops, ops.padded2list(dY))
+            d_ragged = _list_to_ragged(ops, ops.padded2list(dY), like_shape=(0,) + tuple(dY.data.shape[2:]))
             with child_errors("with_ragged"):
                 dXr = backprop_layer(d_ragged)
             return padded_like(ops, ops.unflatten(dXr.data, dXr.lengths), X)
@@ -79,8 +81,12 @@ def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Mode
     return model
 
 
-def _list_to_ragged(ops: Any, Xs: List[Any]) -> Ragged:
-    return Ragged(flatten_list(ops, Xs), ops.asarray1i([len(X) for X in Xs]))
+def _list_to_ragged(ops: Any, Xs: List[Any], like_shape: Optional[Tuple[int, ...]] = None) -> Ragged:
+    return Ragged(flatten_list(ops, Xs, like_shape=like_shape), ops.asarray1i([len(X) for X in Xs]))
+
+
+def _empty_list_backprop(dYs: List[Any]) -> List[Any]:
+    return []
 
 
 def _to_ragged(model: Model, X: Any) -> Optional[Any]:
@@ -89,7 +95,7 @@ def _to_ragged(model: Model, X: Any) -> Optional[Any]:
     if isinstance(X, tuple) and len(X) == 2:
         return Ragged(X[0], X[1])
     if isinstance(X, list):
-        return _list_to_ragged(model.ops, X)
+        return _list_to_ragged(model.ops, X) if X else None
     if isinstance(X, Padded):
         return _list_to_ragged(model.ops, model.ops.padded2list(X))
     return X
