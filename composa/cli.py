@@ -40,6 +40,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         overrides = parse_overrides(override_tokens)
         if overrides and args.command not in ("train", "config"):
             raise ValueError(f"{args.command} takes no config overrides, got {' '.join(override_tokens)}")
+        if getattr(args, "gpu_id", -1) >= 0:
+            from .backends import require_gpu
+
+            require_gpu(args.gpu_id)
         return args.handler(args, overrides)
     except KeyboardInterrupt:
         return 130
@@ -131,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="overwrite a training run already in DIR")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (epoch table only)")
     train.add_argument("--no-plot", action="store_true", help="do not write learning_curves.png")
+    train.add_argument("--gpu-id", type=int, default=-1, metavar="N", help="run on CUDA GPU N (needs cupy; default: CPU)")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser(
@@ -141,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("directory", metavar="DIR", help="a directory written by composa train")
     evaluate.add_argument("data", nargs="?", metavar="DATA", help="labelled rows (default: the dev split)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    evaluate.add_argument("--gpu-id", type=int, default=-1, metavar="N", help="run on CUDA GPU N (needs cupy; default: CPU)")
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser(
@@ -152,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("input", metavar="INPUT", help="feature rows: .npy, .npz (X), .csv or .jsonl")
     predict.add_argument("--output", "-o", metavar="FILE", help="write predictions to .jsonl, .csv or .npy")
     predict.add_argument("--probabilities", action="store_true", help="include class probabilities")
+    predict.add_argument("--gpu-id", type=int, default=-1, metavar="N", help="run on CUDA GPU N (needs cupy; default: CPU)")
     predict.set_defaults(handler=_predict)
 
     config = commands.add_parser(

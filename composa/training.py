@@ -123,7 +123,7 @@ def train(
     elif resume:
         reporter.say(f"No checkpoint in {output} yet: starting from epoch 1")
     output.mkdir(parents=True, exist_ok=True)
-    (output / CONFIG_FILE).write_text(config.to_str())
+    write_bytes_atomic(output / CONFIG_FILE, config.to_str().encode("utf8"))
     _write_meta(output, train_X.shape[1], n_classes, best)
 
     metrics: Dict[str, Any] = history[-1] if history else {}

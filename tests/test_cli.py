@@ -116,7 +116,12 @@ def test_train_errors_are_one_clear_line_not_a_traceback(trained, tmp_path):
     assert bad_name.returncode == 1 and "did you mean 'Adam.v1'" in bad_name.stderr
     missing = composa_command("evaluate", tmp_path / "nowhere")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
-    for result in (again, typo, bad_name, missing):
+    results = [again, typo, bad_name, missing]
+    if not composa.has_cupy_gpu:
+        no_gpu = composa_command("predict", directory, tmp_path / "rows.npy", "--gpu-id", "0")
+        assert no_gpu.returncode == 1 and "require_gpu" in no_gpu.stderr
+        results.append(no_gpu)
+    for result in results:
         assert "Traceback" not in result.stderr
 
 
