@@ -3,6 +3,9 @@ and a run resumed from model + optimizer bytes matches the uninterrupted run byt
 
 (``tests/test_training.py`` tests the ``composa.training`` loop of the command line.)
 """
+import runpy
+from pathlib import Path
+
 import numpy
 import pytest
 from sklearn.datasets import load_digits
@@ -19,6 +22,8 @@ from composa import (
     fix_random_seed,
     slanted_triangular,
 )
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +121,13 @@ def test_resuming_without_the_optimizer_state_would_not_match(digits):
     numpy.random.set_state(rng_state)
     train(restored, Adam(slanted_triangular(0.01, 300)), train_data, n_epochs=1)
     assert restored.to_bytes() != model.to_bytes()
+
+
+@pytest.mark.parametrize(
+    "script,n_epochs,at_least",
+    [("mlp_digits.py", 1, 0.85), ("bag_of_embeddings_text.py", 3, 0.4)],
+)
+def test_examples_run_and_learn(script, n_epochs, at_least, capsys):
+    example = runpy.run_path(str(EXAMPLES / script), run_name="example")
+    assert example["main"](n_epochs) >= at_least
+    assert "held-out accuracy" in capsys.readouterr().out

@@ -279,3 +279,32 @@ def test_finish_update_drives_every_param_of_a_model():
     before = params_of(model)
     train_steps(model, SGD(0.5), 2, seed=0)  # Softmax starts at zero, so Relu learns from step 2
     assert all((a != b).any() for a, b in zip(before, params_of(model)))
+
+
+def test_state_of_wrapped_pytorch_params_is_rekeyed_too():
+    import torch
+
+    from composa.layers import PyTorchWrapper
+
+    def build():
+        torch.manual_seed(0)
+        numpy.random.seed(0)
+        wrapped = chain(PyTorchWrapper(torch.nn.Linear(4, 3)), Relu(2))
+        return wrapped.initialize(X=numpy.zeros((2, 4), dtype="f"))
+
+    def step(model, optimizer, seed):
+        X = numpy.random.RandomState(seed).normal(size=(5, 4)).astype("f")
+        Y, backprop = model.begin_update(X)
+        backprop(numpy.ones_like(Y))
+        model.finish_update(optimizer)
+
+    model, optimizer = build(), Adam(0.1)
+    step(model, optimizer, 0)
+    shim_id = model.layers[0].shims[0].id
+    assert (shim_id, "weight") in optimizer.mom1
+    restored = build().from_bytes(model.to_bytes())
+    restored_optimizer = Adam(0.1).from_bytes(optimizer.to_bytes(model=model), model=restored)
+    assert (restored.layers[0].shims[0].id, "weight") in restored_optimizer.mom1
+    step(model, optimizer, 1)
+    step(restored, restored_optimizer, 1)
+    assert restored.to_bytes() == model.to_bytes()
