@@ -41,6 +41,8 @@ LAYERS = [
     (ReluK, "ReluK.v1", "clipped_linear", F.relu6),
 ]
 IDS = [registered for _, registered, _, _ in LAYERS]
+# Points where a piecewise-linear activation above changes slope.
+KINKS = [-3.0, -2.5, -1.0, 0.0, 1.0, 2.5, 3.0, 6.0]
 
 
 def sample(rows=6, width=3, seed=0, dtype="float32"):
@@ -182,3 +184,34 @@ def test_relu_output_is_nonnegative_for_any_widths(rows, nI, nO):
     Y = model.predict(sample(rows, nI, seed=nI))
     assert Y.shape == (rows, nO)
     assert (Y >= 0).all()
+
+
+@pytest.mark.parametrize("factory,registered,name,torch_fn", LAYERS, ids=IDS)
+@settings(max_examples=25, deadline=None)
+@given(values=st.lists(st.floats(-40, 40), min_size=1, max_size=8))
+def test_activation_matches_torch_over_a_wide_range(factory, registered, name, torch_fn, values):
+    # With W = I and b = 0 the layer is its bare activation, including the saturated tails.
+    width = len(values)
+    model = factory(width, width).initialize()
+    model.set_param("W", numpy.eye(width))
+    model.set_param("b", numpy.zeros(width))
+    X = numpy.array([values], dtype="float64")
+    Y, backprop = model(X, is_train=True)
+    X_torch = torch.from_numpy(X).requires_grad_()
+    Y_torch = torch_fn(X_torch)
+    Y_torch.backward(torch.ones_like(Y_torch))
+    numpy.testing.assert_allclose(Y, Y_torch.detach().numpy(), atol=1e-5, rtol=1e-5)
+    # At the kinks of the piecewise activations either one-sided derivative is a valid choice.
+    smooth = ~numpy.isin(X, KINKS)
+    dX = backprop(numpy.ones_like(Y))
+    numpy.testing.assert_allclose(dX[smooth], X_torch.grad.numpy()[smooth], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("factory,registered,name,torch_fn", LAYERS, ids=IDS)
+def test_pickles_and_copies(factory, registered, name, torch_fn):
+    import pickle
+
+    model = factory(4, 3, init_b=random_bias).initialize()
+    X = sample()
+    for clone in (pickle.loads(pickle.dumps(model)), model.copy()):
+        numpy.testing.assert_array_equal(clone.predict(X), model.predict(X))
