@@ -11,7 +11,7 @@ anything, and every error names the section and key it concerns, e.g.
 """
 import difflib
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import catalogue
 import confection

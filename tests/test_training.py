@@ -1,5 +1,6 @@
 """The training loop: checkpoints, exact resume, metrics, plot, and clear errors on bad setups."""
 import json
+import sys
 
 import numpy
 import pytest
@@ -152,3 +153,14 @@ def test_data_that_is_not_train_and_dev_splits_is_explained(tmp_path):
     config["data"] = {"@datasets": "test_training_flat.v1"}
     with pytest.raises(Exception, match=r"\[data\]"):
         run(config, tmp_path)
+
+
+def test_without_matplotlib_the_plot_is_skipped_with_a_message(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    console = Console(record=True, width=200)
+    train(small_config(**{"training.max_epochs": 1}), tmp_path, progress=False, console=console)
+    assert "matplotlib is not installed" in console.export_text()
+    assert not (tmp_path / "learning_curves.png").exists()
+    assert (tmp_path / MODEL_FILE).is_file()
