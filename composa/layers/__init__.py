@@ -28,6 +28,26 @@ from .resizable import *  # noqa: F401,F403
 # Combinators and adapters (chain, concatenate, add, with_*, conversions)
 from .chain import *  # noqa: F401,F403
 from .noop import *  # noqa: F401,F403
+from .add import *  # noqa: F401,F403
+from .concatenate import *  # noqa: F401,F403
+from .clone import *  # noqa: F401,F403
+from .residual import *  # noqa: F401,F403
+from .tuplify import *  # noqa: F401,F403
+from .siamese import *  # noqa: F401,F403
+from .bidirectional import *  # noqa: F401,F403
+from .uniqued import *  # noqa: F401,F403
+from .map_list import *  # noqa: F401,F403
+from .with_array import *  # noqa: F401,F403
+from .with_padded import *  # noqa: F401,F403
+from .with_list import *  # noqa: F401,F403
+from .with_ragged import *  # noqa: F401,F403
+from .with_flatten import *  # noqa: F401,F403
+from .with_getitem import *  # noqa: F401,F403
+from .with_reshape import *  # noqa: F401,F403
+from .with_debug import *  # noqa: F401,F403
+from .with_cpu import *  # noqa: F401,F403
+from .conversions import *  # noqa: F401,F403
+from .array_getitem import *  # noqa: F401,F403
 
 # Framework wrappers (PyTorchWrapper, PyTorchLSTM, TorchScriptWrapper)
 from .pytorchwrapper import *  # noqa: F401,F403

@@ -4,7 +4,8 @@ from typing import Any, Callable, Tuple
 from ..errors import ShapeMismatchError, describe
 from ..model import Model
 
-__all__ = ["array_getitem", "floats_getitem", "ints_getitem"]
+# floats_getitem and ints_getitem are public from this module only, as in the reference.
+__all__ = ["array_getitem"]
 
 
 def array_getitem(index: Any) -> Model:
