@@ -9,6 +9,7 @@ where an iterator is wanted (e.g. for ``ops.minibatch`` batch sizes).
 """
 import itertools
 import math
+import numbers
 from collections.abc import Iterator as IteratorABC
 from typing import Any, Callable, Dict, Generic, Iterator, Optional, Tuple, TypeVar
 
@@ -117,8 +118,10 @@ def to_schedule(value: Any, name: str = "value") -> Schedule:
     """A Schedule from a number (constant), a list or generator (consumed one item per step), or a Schedule."""
     if isinstance(value, Schedule):
         return value
-    if isinstance(value, (bool, int, float)):
+    if isinstance(value, bool):
         return constant(value)
+    if isinstance(value, numbers.Real):  # includes numpy scalars
+        return constant(value if isinstance(value, (int, float)) else float(value))
     if isinstance(value, (list, tuple, IteratorABC)):
         iterator = iter(value)
         try:
