@@ -122,6 +122,10 @@ def train(
         reporter.say(f"Resuming from the checkpoint after epoch {start_epoch - 1} in {output}")
     elif resume:
         reporter.say(f"No checkpoint in {output} yet: starting from epoch 1")
+    elif force:
+        # A new run must never be resumed from, or mixed with, the files of the one it replaces.
+        for name in (STATE_FILE, MODEL_FILE, METRICS_FILE, META_FILE, PLOT_FILE):
+            (output / name).unlink(missing_ok=True)
     output.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(output / CONFIG_FILE, config.to_str().encode("utf8"))
     _write_meta(output, train_X.shape[1], n_classes, best)

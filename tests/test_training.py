@@ -118,7 +118,22 @@ def test_refuses_to_overwrite_a_run_unless_forced(tmp_path):
     run(small_config(**{"training.max_epochs": 1}), tmp_path)
     with pytest.raises(ConfigurationError, match="--resume"):
         run(small_config(), tmp_path)
-    run(small_config(**{"training.max_epochs": 1}), tmp_path, force=True)
+    assert (tmp_path / STATE_FILE).is_file()
+
+
+class _CtrlCAtTableHeader:
+    """A console that is interrupted when training prints its table header (before epoch 1)."""
+
+    def print(self, message="", *args, **kwargs):
+        if "dev acc" in str(message):
+            raise KeyboardInterrupt
+
+
+def test_a_forced_run_interrupted_before_its_first_epoch_leaves_nothing_to_resume(tmp_path):
+    run(small_config(**{"training.max_epochs": 1}), tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        train(small_config(), tmp_path, force=True, progress=False, console=_CtrlCAtTableHeader())
+    assert not (tmp_path / STATE_FILE).exists() and not (tmp_path / MODEL_FILE).exists()
 
 
 def test_resume_rejects_a_different_config(tmp_path):
