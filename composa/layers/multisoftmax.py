@@ -21,7 +21,9 @@ def MultiSoftmax(nOs: Sequence[int], nI: Optional[int] = None) -> Model[Floats2d
     """
     nOs = tuple(int(n) for n in nOs)
     if not nOs or min(nOs) < 1:
-        raise ConfigurationError(f"nOs must be a non-empty sequence of positive widths, got {nOs}", layer="multisoftmax")
+        raise ConfigurationError(
+            f"nOs must be a non-empty sequence of positive widths, got {nOs}", layer="multisoftmax"
+        )
     return Model(
         "multisoftmax",
         forward,

@@ -37,7 +37,9 @@ def SparseLinear_v2(nO: Optional[int] = None, length: int = 2**18) -> Model[InT,
 
 def _sparse_linear(nO: Optional[int], length: int, *, v1_indexing: bool) -> Model[InT, Floats2d]:
     if length < 1:
-        raise ConfigurationError(f"length (buckets per class) must be at least 1, got {length}", layer="sparse_linear")
+        raise ConfigurationError(
+            f"length (buckets per class) must be at least 1, got {length}", layer="sparse_linear"
+        )
     return Model(
         "sparse_linear",
         forward,
@@ -107,7 +109,9 @@ def _validate(model: Model, X: Any, dtype: Any) -> Tuple[Any, Any, Any]:
         array_dtype = getattr(array, "dtype", None)
         if array_dtype is None or array.ndim != 1 or array_dtype.kind not in kinds:
             expected = "float" if label == "values" else "integer"
-            raise ShapeMismatchError(f"{label} must be a 1d {expected} array, got {describe(array)}", layer=model.name)
+            raise ShapeMismatchError(
+                f"{label} must be a 1d {expected} array, got {describe(array)}", layer=model.name
+            )
     if values.shape[0] != keys.shape[0]:
         raise ShapeMismatchError(
             f"keys and values must have the same length, got {keys.shape[0]} keys and {values.shape[0]} values",
