@@ -203,3 +203,9 @@ def test_registered_loss_constructors_take_their_versions_arguments():
         "CosineDistance.v1",
     ):
         assert registry.losses.get(name)()
+
+
+def test_float32_rounding_just_past_one_is_still_a_probability():
+    guesses = numpy.array([[1.0000001, 0.0]], dtype="float32")
+    d_guesses, loss = CategoricalCrossentropy()(guesses, [0])
+    assert loss == pytest.approx(0.0, abs=1e-6)

@@ -184,3 +184,10 @@ def test_schedules_are_registered_and_build_from_config():
 def test_bad_state_is_refused():
     with pytest.raises(ConfigurationError, match="cannot restore"):
         constant(1.0).set_state({"name": "decaying", "attrs": {}})
+
+
+def test_numbers_of_any_kind_become_constants():
+    import numpy
+
+    assert to_schedule(numpy.float32(0.5), "learn_rate")(3) == 0.5
+    assert to_schedule(2, "L2")(0) == 2 and to_schedule(True, "flag")(0) is True
