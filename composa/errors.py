@@ -19,6 +19,7 @@ __all__ = [
     "UnsetValueError",
     "DimensionConflictError",
     "SerializationError",
+    "IdOutOfRangeError",
 ]
 
 
@@ -70,6 +71,12 @@ class UnsetValueError(ComposaError, KeyError, ValueError):
 
 class DimensionConflictError(ComposaError, ValueError):
     """A dimension is being set to a value that differs from the one it has."""
+
+
+class IdOutOfRangeError(ShapeMismatchError, IndexError):
+    """An id does not index a row of a table (it is negative or >= nV)."""
+
+    __str__ = ComposaError.__str__
 
 
 class SerializationError(ComposaError, ValueError):

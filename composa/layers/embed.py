@@ -2,20 +2,14 @@
 from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import ComposaError, ConfigurationError, ShapeMismatchError, describe
+from ..errors import ConfigurationError, IdOutOfRangeError, ShapeMismatchError, describe
 from ..initializers import uniform_init
 from ..model import Model
 from ..types import Floats2d, Ints1d, Ints2d
 from ..util import get_width, partial
 from .linear import check_gradient_shape
 
-__all__ = ["Embed", "IdOutOfRangeError"]
-
-
-class IdOutOfRangeError(ShapeMismatchError, IndexError):
-    """An id does not index a row of the embedding table (it is negative or >= nV)."""
-
-    __str__ = ComposaError.__str__
+__all__ = ["Embed"]
 
 
 @registry.layers("Embed.v1")
