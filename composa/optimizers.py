@@ -169,8 +169,10 @@ class Optimizer:
             self._set_schedule(name, value)
 
     def __repr__(self) -> str:
-        kind = "RAdam" if self.use_radam else "SGD" if not self._current()["b1"] else "Adam"
-        return f"Optimizer({kind}, step={self._step}, params={len(self.nr_update)})"
+        return (
+            f"Optimizer(learn_rate={self.learn_rate!r}, use_radam={self.use_radam}, "
+            f"step={self._step}, params={len(self.nr_update)})"
+        )
 
     # Hyper-parameters: read as Schedule objects, set from anything to_schedule accepts.
 
