@@ -17,6 +17,7 @@ __all__ = ["chain"]
 
 @registry.layers("chain.v1")
 def chain_registered(*layer: Model) -> Model:
+    """The registry form of chain: any number (at least 2) of layers."""
     if len(layer) < 2:
         raise TypeError(f"chain: expected at least 2 layers, got {len(layer)}")
     return chain(*layer)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composa import Linear, Model, Relu, chain, noop, registry
+from composa import Linear, Model, Relu, add, chain, concatenate, noop, registry
 from composa.errors import ShapeMismatchError
 from composa.testing import check_gradients
 
@@ -86,3 +86,19 @@ def test_any_stack_of_linears_maps_first_width_to_last(widths, rows):
     model = chain(*layers) if len(layers) > 1 else chain(layers[0], noop())
     model.initialize()
     assert model.predict(sample(rows, widths[0])).shape == (rows, widths[-1])
+
+
+def test_width_mismatch_found_at_initialize_names_the_path_and_both_widths():
+    model = chain(Linear(16, 6), chain(Relu(4, 16), Linear(2, 12)))
+    with pytest.raises(ValueError, match=r"^chain>chain\[1\]>linear\[1\]: .*'nI' from 12 to 4"):
+        model.initialize(X=sample(8, 6))
+
+
+def test_operators_build_a_whole_network():
+    with Model.define_operators({">>": chain, "|": concatenate, "+": add}):
+        model = (Linear(3) | Relu(2)) >> (Linear(4) + Relu(4)) >> Linear(1)
+    assert model.name == "linear|relu>>add>>linear"
+    model.initialize(X=sample(6, 5))
+    assert model.layers[0].layers[0].layers[0].get_dim("nI") == 5
+    assert model.layers[0].layers[1].get_dim("nI") == 5  # the add node learned 3 + 2
+    check_gradients(model, sample(4, 5, seed=3))
