@@ -10,7 +10,6 @@ from ..config import registry
 from ..errors import ConfigurationError, child_errors
 from ..model import Model
 from ..types import Padded, Ragged
-from ..util import get_width
 
 __all__ = ["chain"]
 

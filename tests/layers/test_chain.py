@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composa import Linear, Model, Relu, add, chain, concatenate, noop, registry
+from composa import Config, Linear, Model, Relu, add, chain, concatenate, noop, registry
 from composa.errors import ShapeMismatchError
 from composa.testing import check_gradients
 
@@ -102,3 +102,37 @@ def test_operators_build_a_whole_network():
     assert model.layers[0].layers[0].layers[0].get_dim("nI") == 5
     assert model.layers[0].layers[1].get_dim("nI") == 5  # the add node learned 3 + 2
     check_gradients(model, sample(4, 5, seed=3))
+
+
+CONFIG = """
+[model]
+@layers = "with_array.v1"
+pad = 1
+
+[model.layer]
+@layers = "chain.v1"
+
+[model.layer.*.first]
+@layers = "Linear.v1"
+nO = 4
+
+[model.layer.*.second]
+@layers = "add.v1"
+
+[model.layer.*.second.layer1]
+@layers = "Relu.v1"
+nO = 2
+
+[model.layer.*.second.layer2]
+@layers = "Linear.v1"
+nO = 2
+
+[model.layer.*.second.*]
+"""
+
+
+def test_a_config_builds_a_tree_of_registered_combinators():
+    model = registry.resolve(Config().from_str(CONFIG))["model"]
+    assert model.name == "with_array(linear>>add)"
+    model.initialize(X=[sample(3, 5)])
+    assert [Y.shape for Y in model.predict([sample(2, 5), sample(0, 5)])] == [(2, 2), (0, 2)]
