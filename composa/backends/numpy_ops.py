@@ -68,10 +68,28 @@ class NumpyOps(Ops):
             )
         if indices.size == 0:
             return table
-        # Sort once, sum runs of equal ids with reduceat, then one fancy-indexed add.
+        # numpy.add.at is slow for rows (about 2us per index). Instead: sort the ids once,
+        # then add in rounds where every id occurs once (fancy += is then exact); ids
+        # repeated more than _MAX_ROUNDS times are summed with one reduceat first.
         order = numpy.argsort(indices, kind="stable")
         sorted_ids = indices[order]
         run_starts = numpy.flatnonzero(numpy.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        sums = numpy.add.reduceat(values[order], run_starts, axis=0)
-        table[sorted_ids[run_starts]] += sums.astype(table.dtype, copy=False)
+        if run_starts.size == indices.size:
+            table[indices] += values
+            return table
+        counts = numpy.diff(numpy.r_[run_starts, indices.size])
+        rank = numpy.arange(indices.size) - numpy.repeat(run_starts, counts)
+        light = numpy.repeat(counts <= _MAX_ROUNDS, counts)
+        for round_ in range(min(int(counts.max()), _MAX_ROUNDS)):
+            selected = order[light & (rank == round_)]
+            if selected.size:
+                table[indices[selected]] += values[selected]
+        if not light.all():
+            heavy = numpy.flatnonzero(~light)
+            heavy_starts = numpy.flatnonzero(rank[heavy] == 0)
+            sums = numpy.add.reduceat(values[order[heavy]], heavy_starts, axis=0)
+            table[sorted_ids[heavy[heavy_starts]]] += sums
         return table
+
+
+_MAX_ROUNDS = 4

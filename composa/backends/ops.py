@@ -157,14 +157,13 @@ class Ops:
     # Activations -----------------------------------------------------------------
 
     def sigmoid(self, X: Any, *, inplace: bool = False) -> Any:
-        """Logistic function of ``clip(X, -20, 20)``."""
+        """The logistic function, as ``0.5 tanh(X / 2) + 0.5`` (no overflow, one transcendental pass)."""
         xp = self.xp
-        out = X if inplace else None
-        Y = xp.clip(X, -20.0, 20.0, out=out)
-        xp.negative(Y, out=Y)
-        xp.exp(Y, out=Y)
-        Y += 1.0
-        return xp.reciprocal(Y, out=Y)
+        Y = xp.multiply(X, 0.5, out=X if inplace else None)
+        xp.tanh(Y, out=Y)
+        Y *= 0.5
+        Y += 0.5
+        return Y
 
     def dsigmoid(self, Y: Any, *, inplace: bool = False) -> Any:
         """Derivative of the sigmoid from its output: ``Y * (1 - Y)``."""
@@ -176,10 +175,13 @@ class Ops:
     def backprop_sigmoid(self, dY: Any, Y: Any, *, inplace: bool = False) -> Any:
         """``dY * Y * (1 - Y)``: gradient of the sigmoid given its output."""
         _check_same_shape("backprop_sigmoid", dY, Y)
+        grad = self.xp.subtract(1.0, Y)
+        grad *= Y
         if inplace:
-            dY *= Y * (1.0 - Y)
+            dY *= grad
             return dY
-        return dY * (Y * (1.0 - Y))
+        grad *= dY
+        return grad
 
     def dtanh(self, Y: Any, *, inplace: bool = False) -> Any:
         """Derivative of tanh from its output: ``1 - Y**2``."""
@@ -199,10 +201,13 @@ class Ops:
     def backprop_relu(self, dY: Any, Y: Any, inplace: bool = False) -> Any:
         """`dY` where the relu output was positive, else 0."""
         _check_same_shape("backprop_relu", dY, Y)
+        # Multiplying by a float mask is faster than by a bool mask (no mixed-type loop).
+        mask = (Y > 0).astype(dY.dtype)
         if inplace:
-            dY *= Y > 0
+            dY *= mask
             return dY
-        return dY * (Y > 0)
+        mask *= dY
+        return mask
 
     def clipped_linear(
         self,
@@ -232,13 +237,19 @@ class Ops:
     ) -> Any:
         """`dY * slope` where ``X * slope + offset`` lies strictly inside (min_val, max_val), else 0."""
         _check_same_shape("backprop_clipped_linear", dY, X)
-        Z = X * slope + offset
-        gate = (Z > min_val) & (Z < max_val)
+        if slope > 0:  # compare X with the interval's preimage: no pass to compute X*slope+offset
+            inside = (X > (min_val - offset) / slope) & (X < (max_val - offset) / slope)
+        else:
+            Z = X * slope + offset
+            inside = (Z > min_val) & (Z < max_val)
+        grad = inside.astype(dY.dtype)
+        if slope != 1.0:
+            grad *= slope
         if inplace:
-            dY *= gate
-            dY *= slope
+            dY *= grad
             return dY
-        return dY * gate * slope
+        grad *= dY
+        return grad
 
     def relu_k(self, X: Any, n: float = 6.0, inplace: bool = False) -> Any:
         """``clip(X, 0, n)`` (relu6 for n=6)."""
@@ -270,17 +281,20 @@ class Ops:
         if inplace:
             X *= S
             return X
-        return X * S
+        S *= X
+        return S
 
     def backprop_swish(self, dY: Any, X: Any, Y: Any, inplace: bool = False) -> Any:
         """Gradient of swish from input and output: ``dY * (Y + sigmoid(X) * (1 - Y))``."""
         _check_same_shape("backprop_swish", dY, X)
-        S = self.sigmoid(X)
-        grad = Y + S * (1.0 - Y)
+        grad = self.xp.subtract(1.0, Y)
+        grad *= self.sigmoid(X)
+        grad += Y
         if inplace:
             dY *= grad
             return dY
-        return dY * grad
+        grad *= dY
+        return grad
 
     def hard_swish(self, X: Any, inplace: bool = False) -> Any:
         """``X * hard_sigmoid(X)``."""
@@ -293,88 +307,126 @@ class Ops:
     def backprop_hard_swish(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         """Gradient of hard_swish: ``0.4 X + 0.5`` on [-2.5, 2.5], 1 above, 0 below."""
         _check_same_shape("backprop_hard_swish", dY, X)
-        xp = self.xp
-        grad = xp.where(X > 2.5, 1.0, xp.where(X < -2.5, 0.0, 0.4 * X + 0.5)).astype(X.dtype, copy=False)
-        if inplace:
-            dY *= grad
-            return dY
-        return dY * grad
+        return self._piecewise_linear_grad(dY, X, 0.4, 2.5, inplace)
 
     def hard_swish_mobilenet(self, X: Any, inplace: bool = False) -> Any:
         """``X * relu6(X + 3) / 6`` (MobileNetV3's hard swish, torch's hardswish)."""
-        H = self.xp.clip(X + 3.0, 0.0, 6.0)
-        H /= 6.0
+        H = self.xp.add(X, 3.0)
+        self.xp.clip(H, 0.0, 6.0, out=H)
+        H *= 1.0 / 6.0
         if inplace:
             X *= H
             return X
-        return X * H
+        H *= X
+        return H
 
     def backprop_hard_swish_mobilenet(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         """Gradient of hard_swish_mobilenet: ``(2X + 3) / 6`` on [-3, 3], 1 above, 0 below."""
         _check_same_shape("backprop_hard_swish_mobilenet", dY, X)
+        return self._piecewise_linear_grad(dY, X, 1.0 / 3.0, 3.0, inplace)
+
+    def _piecewise_linear_grad(self, dY: Any, X: Any, slope: float, edge: float, inplace: bool) -> Any:
+        """``dY * g`` with g = slope X + 0.5 on [-edge, edge], 1 above, 0 below."""
         xp = self.xp
-        grad = xp.where(X > 3.0, 1.0, xp.where(X < -3.0, 0.0, (2.0 * X + 3.0) / 6.0))
-        grad = grad.astype(X.dtype, copy=False)
+        grad = xp.multiply(X, slope)
+        grad += 0.5
+        grad *= (xp.abs(X) <= edge).astype(X.dtype)
+        grad += (X > edge).astype(X.dtype)
         if inplace:
             dY *= grad
             return dY
-        return dY * grad
+        grad *= dY
+        return grad
 
     def dish(self, X: Any, inplace: bool = False) -> Any:
         """``0.5 X (1 + X / sqrt(1 + X**2))``: a smooth, cheap GELU-like curve."""
-        D = X / self.xp.sqrt(1.0 + X * X)
+        xp = self.xp
+        D = xp.multiply(X, X)
+        D += 1.0
+        xp.sqrt(D, out=D)
+        xp.divide(X, D, out=D)
         D += 1.0
         D *= 0.5
         if inplace:
             X *= D
             return X
-        return X * D
+        D *= X
+        return D
 
     def backprop_dish(self, dY: Any, X: Any, inplace: bool = False) -> Any:
-        """Gradient of dish given its input (not its output)."""
+        """Gradient of dish given its input (not its output): ``0.5 + 0.5 X s (1 + s**2)``, s = 1/sqrt(1+X**2)."""
         _check_same_shape("backprop_dish", dY, X)
         xp = self.xp
-        inv_s = 1.0 / xp.sqrt(1.0 + X * X)
-        grad = 0.5 + 0.5 * X * inv_s + 0.5 * X * inv_s * inv_s * inv_s
+        inv = xp.multiply(X, X)
+        inv += 1.0
+        xp.sqrt(inv, out=inv)
+        xp.reciprocal(inv, out=inv)
+        grad = xp.multiply(inv, inv)
+        grad += 1.0
+        grad *= inv
+        grad *= X
+        grad *= 0.5
+        grad += 0.5
         if inplace:
             dY *= grad
             return dY
-        return dY * grad
+        grad *= dY
+        return grad
 
     def erf(self, X: Any) -> Any:
-        """The error function, keeping dtype: scipy's (exact to rounding) when available, else a
-        5-term polynomial approximation (|error| < 1.5e-7)."""
-        exact = _scipy_erf(self.xp)
-        if exact is not None:
-            return exact(X).astype(X.dtype, copy=False)
+        """The error function, keeping dtype: exact (scipy/cupyx) for float64 and on the GPU; for
+        float32 on the CPU a 5-term polynomial (|error| < 1.5e-7, float32's resolution) that
+        runs on numpy's vectorised exp instead of scipy's scalar double-precision loop."""
         xp = self.xp
-        sign = xp.sign(X)
+        exact = _scipy_erf(xp)
+        if exact is not None and (X.dtype != numpy.float32 or xp is not numpy):
+            return exact(X).astype(X.dtype, copy=False)
         A = xp.abs(X)
-        t = 1.0 / (1.0 + 0.3275911 * A)
-        poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-        return (sign * (1.0 - poly * xp.exp(-A * A))).astype(X.dtype, copy=False)
+        t = xp.multiply(A, 0.3275911)
+        t += 1.0
+        xp.reciprocal(t, out=t)
+        poly = xp.multiply(t, 1.061405429)
+        for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+            poly += coefficient
+            poly *= t
+        A *= A
+        xp.negative(A, out=A)
+        xp.exp(A, out=A)
+        poly *= A
+        xp.subtract(1.0, poly, out=poly)
+        xp.copysign(poly, X, out=poly)
+        return poly
 
     def gelu(self, X: Any, inplace: bool = False) -> Any:
         """``X * Phi(X)``, Phi the standard normal CDF (exact GELU via erf)."""
-        cdf = self.erf(X * _INV_SQRT2)
-        cdf += 1.0
-        cdf *= 0.5
+        cdf = self._normal_cdf(X)
         if inplace:
             X *= cdf
             return X
-        return X * cdf
+        cdf *= X
+        return cdf
+
+    def _normal_cdf(self, X: Any) -> Any:
+        cdf = self.erf(X * _INV_SQRT2)
+        cdf += 1.0
+        cdf *= 0.5
+        return cdf
 
     def backprop_gelu(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         """Gradient of gelu: ``dY * (Phi(X) + X * phi(X))``."""
         _check_same_shape("backprop_gelu", dY, X)
         xp = self.xp
-        cdf = 0.5 * (1.0 + self.erf(X * _INV_SQRT2))
-        pdf = xp.exp(-0.5 * X * X) * _INV_SQRT_2PI
-        grad = cdf + X * pdf
+        grad = xp.multiply(X, X)
+        grad *= -0.5
+        xp.exp(grad, out=grad)
+        grad *= _INV_SQRT_2PI
+        grad *= X
+        grad += self._normal_cdf(X)
         if inplace:
             dY *= grad
             return dY
-        return dY * grad
+        grad *= dY
+        return grad
 
     def gelu_approx(self, X: Any, inplace: bool = False) -> Any:
         """The tanh approximation of GELU: ``0.5 X (1 + tanh(sqrt(2/pi) (X + 0.044715 X**3)))``."""
@@ -398,26 +450,52 @@ class Ops:
         return dY * grad
 
     def mish(self, X: Any, threshold: float = 20.0, inplace: bool = False) -> Any:
-        """``X * tanh(softplus(X))``, the identity where ``X >= threshold``."""
+        """``X * tanh(softplus(X))``, the identity where ``X >= threshold``.
+
+        Uses ``tanh(log(1 + e)) = n / (n + 2)`` with ``n = e (e + 2)``, ``e = exp(X)``:
+        one exp and no log. With exp capped at the threshold, T is exactly 1 above it
+        for thresholds >= 19, so no extra select pass is needed there.
+        """
         xp = self.xp
-        Y = X * xp.tanh(xp.logaddexp(0.0, X))
-        Y = xp.where(X >= threshold, X, Y)
+        T = self._mish_tanh_softplus(X, threshold)[0]
+        if threshold < 19.0:
+            T = xp.where(X >= threshold, 1.0, T).astype(X.dtype, copy=False)
         if inplace:
-            X[...] = Y
+            X *= T
             return X
-        return Y.astype(X.dtype, copy=False)
+        T *= X
+        return T
+
+    def _mish_tanh_softplus(self, X: Any, threshold: float) -> Tuple[Any, Any]:
+        """(tanh(softplus(X)), exp(X)) with X capped at `threshold`."""
+        xp = self.xp
+        E = xp.minimum(X, threshold)
+        xp.exp(E, out=E)
+        N = xp.add(E, 2.0)
+        N *= E
+        D = xp.add(N, 2.0)
+        xp.divide(N, D, out=N)
+        return N, E
 
     def backprop_mish(self, dY: Any, X: Any, threshold: float = 20.0, inplace: bool = False) -> Any:
         """Gradient of mish given its input (1 where ``X >= threshold``)."""
         _check_same_shape("backprop_mish", dY, X)
         xp = self.xp
-        T = xp.tanh(xp.logaddexp(0.0, X))
-        grad = T + X * (1.0 - T * T) * self.sigmoid(X)
-        grad = xp.where(X >= threshold, 1.0, grad).astype(X.dtype, copy=False)
+        T, E = self._mish_tanh_softplus(X, threshold)
+        sig = xp.add(E, 1.0)
+        xp.divide(E, sig, out=sig)
+        grad = xp.multiply(T, T)
+        xp.subtract(1.0, grad, out=grad)
+        grad *= X
+        grad *= sig
+        grad += T
+        if threshold < 19.0:
+            grad = xp.where(X >= threshold, 1.0, grad).astype(X.dtype, copy=False)
         if inplace:
             dY *= grad
             return dY
-        return dY * grad
+        grad *= dY
+        return grad
 
     def sechsq(self, X: Any) -> Any:
         """``sech(X)**2`` of ``clip(X, -20, 20)``."""
@@ -431,21 +509,26 @@ class Ops:
         xp = self.xp
         out = x if inplace else None
         if temperature != 1.0:
-            shifted = xp.divide(x, temperature, out=out)
+            out = xp.divide(x, temperature, out=out)
+            out -= out.max(axis=axis, keepdims=True)
         else:
-            shifted = x if inplace else x.copy()
-        shifted -= shifted.max(axis=axis, keepdims=True)
-        xp.exp(shifted, out=shifted)
-        shifted /= shifted.sum(axis=axis, keepdims=True)
-        return shifted
+            out = xp.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+        xp.exp(out, out=out)
+        out /= out.sum(axis=axis, keepdims=True)
+        return out
 
     def backprop_softmax(
         self, Y: Any, dY: Any, *, axis: int = -1, temperature: float = 1.0
     ) -> Any:
-        """Gradient of softmax from its output: ``(Y dY - Y sum(Y dY)) / temperature``."""
+        """Gradient of softmax from its output: ``Y (dY - sum(Y dY)) / temperature``."""
         _check_same_shape("backprop_softmax", dY, Y)
-        dX = Y * dY
-        dX -= Y * dX.sum(axis=axis, keepdims=True)
+        xp = self.xp
+        if Y.ndim == 2 and axis in (-1, 1):
+            dots = xp.einsum("ij,ij->i", Y, dY)[:, None]
+        else:
+            dots = (Y * dY).sum(axis=axis, keepdims=True)
+        dX = xp.subtract(dY, dots)
+        dX *= Y
         if temperature != 1.0:
             dX /= temperature
         return dX
@@ -522,14 +605,26 @@ class Ops:
         _check_ndim("reduce_max", X, 2, "X")
         host_lengths = self._check_lengths("reduce_max", lengths, X.shape[0], positive=True)
         xp = self.xp
-        maxes = self._segment_max(X, host_lengths)
         if X.shape[0] == 0:
-            return maxes, self.alloc2i(0, X.shape[1])
-        seq_of_row = self._seq_of_row(host_lengths)
+            return self.alloc((0, X.shape[1]), dtype=X.dtype), self.alloc2i(0, X.shape[1])
         starts = numpy.cumsum(host_lengths) - host_lengths
+        longest = int(host_lengths.max())
+        if longest <= _MAX_STEPS_FOR_LOOPED_MAX:
+            # A running max over positions: step p reads row start+p of every sequence
+            # (clamped to the sequence's last row, which can never beat the max so far).
+            lasts = starts + host_lengths - 1
+            maxes = X[xp.asarray(starts)]
+            which = self.alloc(maxes.shape, dtype="int32")
+            for step in range(1, longest):
+                candidates = X[xp.asarray(numpy.minimum(starts + step, lasts))]
+                better = candidates > maxes
+                xp.maximum(maxes, candidates, out=maxes)
+                which = xp.where(better, numpy.int32(step), which)
+            return maxes, which
+        maxes = self._segment_max(X, host_lengths)
         position = xp.asarray(numpy.arange(X.shape[0]) - numpy.repeat(starts, host_lengths))
         # The first row equal to the max wins; other rows get a position past any sequence.
-        candidates = xp.where(X == maxes[seq_of_row], position[:, None], X.shape[0])
+        candidates = xp.where(X == maxes[self._seq_of_row(host_lengths)], position[:, None], X.shape[0])
         which = self._segment_min(candidates, host_lengths).astype("int32")
         return maxes, which
 
@@ -582,10 +677,10 @@ class Ops:
         total = int(host_lengths.sum())
         dX = self.alloc((total, d_maxes.shape[1]), dtype=d_maxes.dtype)
         if total:
+            width = d_maxes.shape[1]
             starts = self.xp.asarray(numpy.cumsum(host_lengths) - host_lengths)
-            rows = starts[:, None] + which
-            cols = self.xp.arange(d_maxes.shape[1])[None, :]
-            dX[rows, cols] = d_maxes
+            flat = (starts[:, None] + which) * width + self.xp.arange(width)[None, :]
+            dX.reshape(-1)[flat.reshape(-1)] = d_maxes.reshape(-1)
         return dX
 
     def backprop_reduce_first(self, d_firsts: Any, starts_ends: Any) -> Any:
@@ -622,13 +717,17 @@ class Ops:
             raise ConfigurationError(f"seq2col: nW must be >= 0, got {nW}")
         N, I = seq.shape
         host_lengths = self._check_lengths("seq2col", _default_lengths(lengths, N), N)
-        out = self.alloc((N, (2 * nW + 1) * I), dtype=seq.dtype)
-        if N == 0:
-            return out
-        padded = self.xp.concatenate([self.alloc((nW, I), dtype=seq.dtype), seq, self.alloc((nW, I), dtype=seq.dtype)])
-        for k, mask in self._window_masks(host_lengths, nW):
+        out = self.alloc((N, (2 * nW + 1) * I), dtype=seq.dtype, zeros=False)
+        # Each window slot is a shifted copy of `seq`; only rows whose neighbour lies in
+        # another sequence (few: near boundaries) are zeroed afterwards.
+        for k, lo, hi, invalid in self._window_shifts(host_lengths, nW):
             block = out[:, (k + nW) * I : (k + nW + 1) * I]
-            self.xp.multiply(padded[nW + k : nW + k + N], mask, out=block)
+            block[:lo] = 0
+            block[hi:] = 0
+            if hi > lo:
+                block[lo:hi] = seq[lo + k : hi + k]
+            if invalid is not None:
+                block[invalid] = 0
         return out
 
     def backprop_seq2col(self, dY: Any, nW: int, *, lengths: Any = None) -> Any:
@@ -641,12 +740,17 @@ class Ops:
             )
         I = dY.shape[1] // (2 * nW + 1)
         host_lengths = self._check_lengths("backprop_seq2col", _default_lengths(lengths, N), N)
-        d_padded = self.alloc((N + 2 * nW, I), dtype=dY.dtype)
-        if N == 0:
-            return d_padded[:0]
-        for k, mask in self._window_masks(host_lengths, nW):
-            d_padded[nW + k : nW + k + N] += dY[:, (k + nW) * I : (k + nW + 1) * I] * mask
-        return d_padded[nW : nW + N]
+        dX = self.alloc((N, I), dtype=dY.dtype)
+        shifts = list(self._window_shifts(host_lengths, nW))
+        if any(invalid is not None for _, _, _, invalid in shifts):
+            dY = dY.copy()
+            for k, _, _, invalid in shifts:
+                if invalid is not None:
+                    dY[invalid, (k + nW) * I : (k + nW + 1) * I] = 0
+        for k, lo, hi, _ in shifts:
+            if hi > lo:
+                dX[lo + k : hi + k] += dY[lo:hi, (k + nW) * I : (k + nW + 1) * I]
+        return dX
 
     # Padding and flattening ---------------------------------------------------------
 
@@ -770,7 +874,12 @@ class Ops:
         self._check_indices("gather_add", indices, table.shape[0])
         if indices.shape[1] == 0:
             return self.alloc((indices.shape[0], table.shape[1]), dtype=table.dtype)
-        return table[indices].sum(axis=1)
+        # One gather per column of ids (K is small) avoids materialising a (B, K, O) array.
+        columns = self.xp.ascontiguousarray(indices.T)
+        out = table[columns[0]]
+        for column in columns[1:]:
+            out += table[column]
+        return out
 
     def scatter_add(self, table: Any, indices: Any, values: Any) -> Any:
         """In place ``table[indices] += values``, accumulating duplicate indices; returns `table`."""
@@ -1186,14 +1295,17 @@ class Ops:
             out[self.xp.asarray(numpy.flatnonzero(nonempty))] = self.xp.minimum.reduceat(X, starts, axis=0)
         return out
 
-    def _window_masks(self, host_lengths: Any, nW: int) -> Iterator[Tuple[int, Any]]:
-        """For each offset k in [-nW, nW], a (N, 1) float mask of rows whose neighbour i+k is in-sequence."""
+    def _window_shifts(self, host_lengths: Any, nW: int) -> Iterator[Tuple[int, int, int, Any]]:
+        """For each offset k in [-nW, nW]: the rows [lo, hi) whose neighbour i+k is inside the
+        array, and the rows in it whose neighbour is in another sequence (None if none)."""
+        N = int(host_lengths.sum())
         starts = numpy.cumsum(host_lengths) - host_lengths
-        position = numpy.arange(int(host_lengths.sum())) - numpy.repeat(starts, host_lengths)
+        position = numpy.arange(N) - numpy.repeat(starts, host_lengths)
         seq_length = numpy.repeat(host_lengths, host_lengths)
         for k in range(-nW, nW + 1):
-            valid = (position + k >= 0) & (position + k < seq_length)
-            yield k, self.xp.asarray(valid[:, None].astype("float32"))
+            lo, hi = min(N, max(0, -k)), max(0, min(N, N - k))
+            invalid = numpy.flatnonzero((position[lo:hi] + k < 0) | (position[lo:hi] + k >= seq_length[lo:hi]))
+            yield k, lo, hi, (self.xp.asarray(invalid + lo) if invalid.size else None)
 
     def _padding_index(self, host_lengths: Any) -> Tuple[Any, Any]:
         """(batch, time) coordinates of every row of the concatenated sequences."""
@@ -1275,6 +1387,7 @@ def _scipy_erf(xp: Any) -> Any:
     return _ERF_CACHE[xp]
 
 
+_MAX_STEPS_FOR_LOOPED_MAX = 32
 _INV_SQRT2 = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
 _SQRT_2_OVER_PI = 0.7978845608028654

@@ -139,7 +139,8 @@ def test_erf_and_sechsq_match_torch(ops, dtype):
     X = random((50,), dtype, seed=4)
     erf = to_host(ops.erf(ops.asarray(X)))
     assert erf.dtype == X.dtype
-    numpy.testing.assert_allclose(erf, torch.erf(torch.tensor(X)).numpy(), atol=2e-7)
+    # float32 on the CPU uses a polynomial good to 1.5e-7 (plus float32 rounding); float64 is exact
+    numpy.testing.assert_allclose(erf, torch.erf(torch.tensor(X)).numpy(), atol=4e-7 if dtype == "float32" else 1e-15)
     sechsq = to_host(ops.sechsq(ops.asarray(X)))
     numpy.testing.assert_allclose(sechsq, 1 / torch.cosh(torch.tensor(X)).numpy() ** 2, rtol=1e-5)
     numpy.testing.assert_allclose(to_host(ops.dsigmoid(ops.sigmoid(ops.asarray(X)))), torch.sigmoid(torch.tensor(X)).numpy() * (1 - torch.sigmoid(torch.tensor(X)).numpy()), **TOL[dtype])
