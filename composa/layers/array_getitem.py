@@ -35,8 +35,10 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
             return dX
         if basic:
             dX[index] = dY
+        elif getattr(index, "ndim", None) == 1 and index.dtype.kind in "iu":
+            # Repeated rows: their gradients add up.
+            model.ops.scatter_add(dX, model.ops.asarray(index), dY)
         else:
-            # Fancy indexes may repeat positions: their gradients add up.
             model.ops.xp.add.at(dX, index, dY)
         return dX
 

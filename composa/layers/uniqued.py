@@ -50,7 +50,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
 
     def backprop(dY: Any) -> Any:
         d_unique = model.ops.alloc((Y_unique.shape[0],) + tuple(dY.shape[1:]), dtype=dY.dtype)
-        scatter_add(model.ops, d_unique, inverse, dY)
+        model.ops.scatter_add(d_unique, inverse, dY)
         with child_errors("uniqued"):
             dX_unique = backprop_unique(d_unique)
         if hasattr(dX_unique, "shape") and dX_unique.shape[:1] == X_unique.shape[:1]:
@@ -67,10 +67,3 @@ def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Mode
     copy_child_dims(model, model.layers[0])
     return model
 
-
-def scatter_add(ops: Any, table: Any, indices: Any, values: Any) -> None:
-    """``table[indices] += values`` with repeated indices accumulated, in place."""
-    if hasattr(ops, "scatter_add"):
-        ops.scatter_add(table, indices, values)
-    else:
-        ops.xp.add.at(table, indices, values)

@@ -2,6 +2,8 @@
 import numpy
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from composa import LSTM, Linear, Model, Padded, bidirectional, get_current_ops, registry, with_array2d, with_padded
 from composa.errors import ShapeMismatchError
@@ -100,3 +102,13 @@ def test_round_trip_empty_batch_and_zero_length_sequences():
     assert model.predict(Xs)[1].shape == (0, 4)
     Ys, backprop = model.begin_update([])
     assert Ys == [] and backprop([]) == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(lengths=st.lists(st.integers(0, 5), min_size=1, max_size=5))
+def test_reversal_respects_every_length(lengths):
+    Xs = sequences(lengths, width=1)
+    Ys = with_padded(bidirectional(running_sum(), running_sum())).predict(Xs)
+    for X, Y in zip(Xs, Ys):
+        assert Y.shape == (len(X), 2)
+        numpy.testing.assert_allclose(Y[:, 1], numpy.cumsum(X[::-1, 0])[::-1], rtol=1e-5, atol=1e-6)
