@@ -190,9 +190,15 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
 def convert_pytorch_default_inputs(model: Model, X: Any, is_train: bool) -> Tuple[ArgsKwargs, Callable]:
     """Arrays in X -> tensors on the shim's device (requiring grad when training), packed as ArgsKwargs."""
     device = model.shims[0].device
+    to_xp = partial(torch2xp, ops=model.ops)
+    if is_xp_array(X):  # the common case, without walking containers
+
+        def reverse_array(d_inputs: ArgsKwargs) -> Any:
+            return to_xp(d_inputs.args[0])
+
+        return ArgsKwargs(args=(_to_torch(X, device=device, requires_grad=is_train),), kwargs={}), reverse_array
     to_torch = partial(_to_torch, device=device, requires_grad=is_train)
     converted = convert_recursive(is_xp_array, to_torch, X)
-    to_xp = partial(torch2xp, ops=model.ops)
 
     if isinstance(converted, ArgsKwargs):
 
@@ -222,11 +228,17 @@ def convert_pytorch_default_inputs(model: Model, X: Any, is_train: bool) -> Tupl
 def convert_pytorch_default_outputs(model: Model, X_Ytorch: Tuple[Any, Any], is_train: bool) -> Tuple[Any, Callable]:
     """Tensors in the output -> arrays; backprop turns dY into ArgsKwargs for torch.autograd.backward."""
     _, Ytorch = X_Ytorch
-    Y = convert_recursive(is_torch_array, partial(torch2xp, ops=model.ops), Ytorch)
+    if is_torch_array(Ytorch):
+        Y = torch2xp(Ytorch, ops=model.ops)
+    else:
+        Y = convert_recursive(is_torch_array, partial(torch2xp, ops=model.ops), Ytorch)
     device = model.shims[0].device
 
     def reverse_conversion(dY: Any) -> ArgsKwargs:
-        dYtorch = convert_recursive(is_xp_array, partial(_to_torch, device=device, requires_grad=False), dY)
+        if is_xp_array(dY):
+            dYtorch = _to_torch(dY, device=device, requires_grad=False)
+        else:
+            dYtorch = convert_recursive(is_xp_array, partial(_to_torch, device=device, requires_grad=False), dY)
         return ArgsKwargs(args=((Ytorch,),), kwargs={"grad_tensors": _as_tuple(dYtorch)})
 
     return Y, reverse_conversion

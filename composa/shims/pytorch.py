@@ -117,13 +117,15 @@ class PyTorchShim(Shim):
                 grad_tensors = scaler.scale(grad_tensors)
                 earlier_grads = self._stash_param_grads()
             torch.autograd.backward(tensors, grad_tensors=grad_tensors, **_extra_backward_kwargs(grads))
-            leaves = list(iterate_recursive(_is_grad_leaf, inputs))
             if scaler.enabled:
                 fresh = [p.grad for p in self._model.parameters() if p.grad is not None]
-                fresh += [leaf.grad for leaf in leaves if leaf.grad is not None]
+                fresh += [leaf.grad for leaf in iterate_recursive(_is_grad_leaf, inputs) if leaf.grad is not None]
                 scaler.unscale(fresh)
                 self._unstash_param_grads(earlier_grads)
-            return convert_recursive(_is_grad_leaf, _take_grad_fn(scaler.found_inf), inputs)
+            take_grad = _take_grad_fn(scaler.found_inf)
+            if len(inputs.args) == 1 and not inputs.kwargs and _is_grad_leaf(inputs.args[0]):
+                return ArgsKwargs(args=(take_grad(inputs.args[0]),), kwargs={})
+            return convert_recursive(_is_grad_leaf, take_grad, inputs)
 
         return output, backprop
 
@@ -457,7 +459,7 @@ def _backward_pairs(grads: ArgsKwargs) -> Tuple[List[Any], List[Any]]:
     matched = []
     for output, grad in zip(tensors, grad_tensors):
         if grad is not None:
-            if tuple(grad.shape) != tuple(output.shape):
+            if grad.shape != output.shape:
                 raise ShapeMismatchError(
                     f"backprop expected a gradient of shape {tuple(output.shape)}, got {tuple(grad.shape)}",
                     layer="pytorch",
@@ -469,4 +471,6 @@ def _backward_pairs(grads: ArgsKwargs) -> Tuple[List[Any], List[Any]]:
 
 
 def _extra_backward_kwargs(grads: ArgsKwargs) -> Dict[str, Any]:
+    if len(grads.kwargs) == 1 and "grad_tensors" in grads.kwargs:
+        return {}
     return {k: v for k, v in grads.kwargs.items() if k not in ("tensors", "grad_tensors")}
