@@ -393,13 +393,13 @@ def xp2torch(xp_tensor: Any, requires_grad: bool = False, device: Any = None) ->
     the array is read-only or has negative strides, which torch cannot view.
     """
     torch = _require_torch("xp2torch")
-    if is_torch_array(xp_tensor):
+    if isinstance(xp_tensor, torch.Tensor):
         tensor = xp_tensor
     elif is_cupy_array(xp_tensor):
         tensor = torch.utils.dlpack.from_dlpack(xp_tensor)
     else:
         array = xp_tensor if isinstance(xp_tensor, numpy.ndarray) else numpy.asarray(xp_tensor)
-        if not array.flags.writeable or any(stride < 0 for stride in array.strides):
+        if not array.flags.writeable or (array.ndim and min(array.strides) < 0):
             array = array.copy()
         try:
             tensor = torch.from_numpy(array)
@@ -411,7 +411,9 @@ def xp2torch(xp_tensor: Any, requires_grad: bool = False, device: Any = None) ->
             ) from error
     if device is None:
         device = get_torch_default_device()
-    if tensor.device != torch.device(device):
+    elif not isinstance(device, torch.device):
+        device = torch.device(device)
+    if tensor.device != device:  # .to() is a no-op for "cuda" when already on the current GPU
         tensor = tensor.to(device)
     if requires_grad and (tensor.is_floating_point() or tensor.is_complex()):
         tensor.requires_grad_()
