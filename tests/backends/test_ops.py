@@ -676,3 +676,47 @@ def test_lstm_rejects_bad_shapes(ops):
         ops.lstm_forward_training(ops.alloc1f(84), H0, H0, ops.alloc2f(2, 2), ops.asarray(numpy.asarray([3], dtype="int32")))
     with pytest.raises(ValueError, match="size_at_t must be non-increasing"):
         ops.lstm_forward_training(ops.alloc1f(84), H0, H0, ops.alloc2f(3, 2), ops.asarray(numpy.asarray([1, 2], dtype="int32")))
+
+
+# Fast-path coverage: each branch of the optimised implementations ------------------------
+
+
+@small_settings
+@given(ids=st.lists(st.integers(0, 5), max_size=40))
+def test_scatter_add_equals_numpy_add_at_for_any_duplicates(ids):
+    indices = numpy.asarray(ids, dtype="int64")
+    values = random((len(ids), 3), "float64", seed=len(ids))
+    expected = numpy.zeros((6, 3))
+    numpy.add.at(expected, indices, values)
+    for cls in OPS_CLASSES:
+        ops = cls()
+        table = ops.asarray(numpy.zeros((6, 3)))
+        ops.scatter_add(table, ops.asarray(indices), ops.asarray(values))
+        numpy.testing.assert_allclose(to_host(table), expected, atol=1e-12)
+
+
+def test_reduce_max_of_long_sequences_matches_short_sequence_path(ops):
+    lengths = numpy.asarray([40, 1, 3], dtype="int32")  # 40 > the looped path's limit
+    X = random((44, 5), "float32", seed=33)
+    maxes, which = ops.reduce_max(ops.asarray(X), ops.asarray(lengths))
+    starts = [0, 40, 41]
+    for seq, (start, length) in enumerate(zip(starts, lengths)):
+        numpy.testing.assert_allclose(to_host(maxes)[seq], X[start : start + length].max(axis=0))
+        numpy.testing.assert_array_equal(to_host(which)[seq], X[start : start + length].argmax(axis=0))
+
+
+@pytest.mark.parametrize("scale", [1.0, 500.0])
+def test_softmax_is_stable_for_large_inputs(ops, scale):
+    X = random((4, 6), "float32", seed=34) * scale
+    Y = to_host(ops.softmax(ops.asarray(X)))
+    numpy.testing.assert_allclose(Y, torch.softmax(torch.tensor(X), dim=-1).numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_mish_with_a_low_threshold_is_the_identity_above_it(ops, dtype):
+    X = numpy.asarray([-3.0, 0.5, 2.0, 3.0, 50.0], dtype=dtype)
+    Y = to_host(ops.mish(ops.asarray(X), threshold=2.0))
+    numpy.testing.assert_allclose(Y[2:], X[2:])
+    numpy.testing.assert_allclose(Y[:2], F.mish(torch.tensor(X[:2])).numpy(), rtol=1e-6)
+    dX = to_host(ops.backprop_mish(ops.asarray(numpy.ones_like(X)), ops.asarray(X), threshold=2.0))
+    numpy.testing.assert_allclose(dX[2:], 1.0)
