@@ -41,3 +41,10 @@ def test_round_trip_keeps_the_index():
     model = array_getitem(1)
     copy = array_getitem(0).from_bytes(model.to_bytes())
     assert copy.attrs["index"] == 1
+
+
+def test_a_slice_index_is_left_out_of_the_bytes_but_the_model_still_saves():
+    model = chain(floats_getitem((slice(0, None), slice(1, 3))), Linear(2, 2)).initialize()
+    copy = chain(floats_getitem((slice(0, None), slice(1, 3))), Linear(2, 2)).from_bytes(model.to_bytes())
+    X = sample(3, 4)
+    numpy.testing.assert_array_equal(copy.predict(X), model.predict(X))
