@@ -104,8 +104,10 @@ def PyTorchLSTM(
     if bi and nO % 2:
         raise ConfigurationError(f"PyTorchLSTM: a bidirectional LSTM needs an even nO, got {nO}")
     hidden = nO // 2 if bi else nO
-    lstm = torch.nn.LSTM(nI, hidden, depth, bidirectional=bi, dropout=dropout)
-    return with_padded(PyTorchRNNWrapper(lstm))
+    wrapper = PyTorchRNNWrapper(torch.nn.LSTM(nI, hidden, depth, bidirectional=bi, dropout=dropout))
+    wrapper.set_dim("nO", nO)
+    wrapper.set_dim("nI", nI)
+    return with_padded(wrapper)
 
 
 def TorchScriptWrapper_v1(

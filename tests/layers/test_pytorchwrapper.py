@@ -216,6 +216,17 @@ def test_custom_converters_are_used():
     assert calls == ["in", "out"]
 
 
+def test_mixed_precision_on_cpu_gives_float32_arrays_close_to_full_precision():
+    full = PyTorchWrapper(mlp(seed=3))
+    mixed = PyTorchWrapper_v2(mlp(seed=3), mixed_precision=True, device="cpu")
+    X = batch(rows=8)
+    Y_mixed, backprop = mixed(X, is_train=True)
+    assert Y_mixed.dtype == numpy.float32
+    numpy.testing.assert_allclose(Y_mixed, full.predict(X), atol=0.05)
+    dX = backprop(numpy.ones_like(Y_mixed))
+    assert dX.dtype == numpy.float32 and dX.shape == X.shape
+
+
 # Training ----------------------------------------------------------------------------------
 
 
@@ -374,6 +385,7 @@ def test_rnn_wrapper_wants_padded_input():
 
 def test_pytorch_lstm_over_a_list_of_sequences():
     model = PyTorchLSTM(6, 3, bi=True, depth=2)
+    assert (model.get_dim("nO"), model.get_dim("nI")) == (6, 3)
     sequences = [batch(rows=n, width=3, seed=n) for n in (5, 1, 3)]
     outputs, backprop = model(sequences, is_train=True)
     assert [Y.shape for Y in outputs] == [(5, 6), (1, 6), (3, 6)]
@@ -408,6 +420,14 @@ def test_torchscript_wrapper_refuses_plain_modules():
 
 
 # Devices -------------------------------------------------------------------------------------------
+
+
+def test_model_to_cpu_moves_the_shim_too():
+    model = chain(Relu(6), PyTorchWrapper(mlp()))
+    model.initialize(X=batch())
+    model.to_cpu()
+    assert model.layers[1].shims[0].device.type == "cpu"
+    assert model.predict(batch()).shape == (5, 4)
 
 
 @pytest.mark.skipif(not (has_torch_cuda_gpu and has_cupy_gpu), reason="needs a CUDA GPU with cupy")
