@@ -241,8 +241,8 @@ class Model(Generic[InT, OutT]):
         if old is not None and value != old:
             if not force:
                 raise DimensionConflictError(
-                    f"attempt to change dimension {name!r} from {old} to {value}; "
-                    f"pass force=True to resize a layer that has no weights yet",
+                    f"expected {name}={old}, got {value} (from sample data or an argument); "
+                    f"to resize a layer that has no weights yet, use set_dim(..., force=True)",
                     layer=self.name,
                 )
             set_params = [p for p, v in self._params.items() if v is not None]

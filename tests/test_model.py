@@ -160,7 +160,7 @@ def test_unknown_and_unset_names_give_errors_naming_model_and_name():
 
 def test_set_dim_conflict_reports_old_and_new_values():
     model = Linear(nO=4)
-    with pytest.raises(DimensionConflictError, match="from 4 to 5"):
+    with pytest.raises(DimensionConflictError, match="expected nO=4, got 5"):
         model.set_dim("nO", 5)
     model.set_dim("nO", 4)  # the same value is always fine
     model.set_dim("nO", 5, force=True)
