@@ -168,8 +168,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     try:
         Ytorch, torch_backprop = shim(Xtorch, is_train)
     except ComposaError as error:
-        error.layer_path[:1] = [model.name]
-        raise
+        raise _named(error, model)
     except RuntimeError as error:
         raise PyTorchModuleError(
             f"the wrapped {type(shim._model).__name__} failed on {describe(X)}: {error}", layer=model.name
@@ -181,9 +180,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
         try:
             dXtorch = torch_backprop(dYtorch)
         except ComposaError as error:
-            error.layer_path[:1] = [model.name]
-            error.args = (str(error),)
-            raise
+            raise _named(error, model)
         return get_dX(dXtorch)
 
     return Y, backprop
@@ -271,6 +268,13 @@ def convert_rnn_outputs(model: Model, inputs_outputs: Tuple[Padded, Any], is_tra
         return ArgsKwargs(args=(Ytorch,), kwargs={"grad_tensors": dYtorch})
 
     return Padded(Y, Xp.size_at_t, Xp.lengths, Xp.indices), convert_for_torch_backward
+
+
+def _named(error: ComposaError, model: Model) -> ComposaError:
+    """The shim's error, labelled with this layer's name instead of the shim's generic one."""
+    error.layer_path[:1] = [model.name]
+    error.args = (str(error),)
+    return error
 
 
 def _to_torch(array: Any, *, device: Any, requires_grad: bool) -> Any:
