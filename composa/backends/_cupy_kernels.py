@@ -9,7 +9,8 @@ from typing import Any, Dict
 
 __all__ = ["get_kernel", "KERNELS"]
 
-_SIGMOID = "(T)1 / ((T)1 + exp(-(x > (T)20 ? (T)20 : (x < (T)-20 ? (T)-20 : x))))"
+# exp(-x) is capped where it would overflow float32 (the same result for float64).
+_SIGMOID = "(T)1 / ((T)1 + exp(-(x > (T)88 ? (T)88 : (x < (T)-88 ? (T)-88 : x))))"
 _SOFTPLUS = "(x > (T)0 ? x + log1p(exp(-x)) : log1p(exp(x)))"
 
 KERNELS: Dict[str, tuple] = {
@@ -84,10 +85,10 @@ KERNELS: Dict[str, tuple] = {
         h[1] = (seed ^ k2) ^ 8U;
         h[2] = seed ^ 8U;
         h[3] = seed ^ 8U;
-        for (int round = 0; round < 2; ++round) {
+        for (int pass = 0; pass < 2; ++pass) {
             h[0] += h[1] + h[2] + h[3];
             h[1] += h[0]; h[2] += h[0]; h[3] += h[0];
-            if (round == 1) break;
+            if (pass == 1) break;
             for (int j = 0; j < 4; ++j) {
                 unsigned int v = h[j];
                 v ^= v >> 16; v *= 0x85ebca6bU; v ^= v >> 13; v *= 0xc2b2ae35U; v ^= v >> 16;

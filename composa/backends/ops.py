@@ -157,13 +157,18 @@ class Ops:
     # Activations -----------------------------------------------------------------
 
     def sigmoid(self, X: Any, *, inplace: bool = False) -> Any:
-        """The logistic function, as ``0.5 tanh(X / 2) + 0.5`` (no overflow, one transcendental pass)."""
+        """The logistic function ``1 / (1 + exp(-X))``, accurate in the tails like torch.sigmoid.
+
+        X is clipped only where exp would overflow (|X| > 88 in float32, 700 in float64),
+        not at +-20 as Thinc does, so sigmoid(-30) is 9.4e-14 rather than 2e-9.
+        """
         xp = self.xp
-        Y = xp.multiply(X, 0.5, out=X if inplace else None)
-        xp.tanh(Y, out=Y)
-        Y *= 0.5
-        Y += 0.5
-        return Y
+        limit = 88.0 if X.dtype == numpy.float32 else 700.0
+        Y = xp.negative(X, out=X if inplace else None)
+        xp.clip(Y, -limit, limit, out=Y)
+        xp.exp(Y, out=Y)
+        Y += 1.0
+        return xp.reciprocal(Y, out=Y)
 
     def dsigmoid(self, Y: Any, *, inplace: bool = False) -> Any:
         """Derivative of the sigmoid from its output: ``Y * (1 - Y)``."""

@@ -135,6 +135,14 @@ def test_backprop_rejects_a_gradient_of_another_shape(ops):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
+def test_sigmoid_is_accurate_in_the_tails(ops, dtype):
+    X = numpy.asarray([-30.0, -15.0, 15.0, 30.0, -200.0, 200.0], dtype=dtype)
+    expected = torch.sigmoid(torch.tensor(X)).numpy()
+    numpy.testing.assert_allclose(to_host(ops.sigmoid(ops.asarray(X)))[:4], expected[:4], rtol=1e-5)
+    numpy.testing.assert_allclose(to_host(ops.sigmoid(ops.asarray(X)))[4:], expected[4:], atol=1e-30)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
 def test_erf_and_sechsq_match_torch(ops, dtype):
     X = random((50,), dtype, seed=4)
     erf = to_host(ops.erf(ops.asarray(X)))
