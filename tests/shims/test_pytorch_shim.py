@@ -5,6 +5,8 @@ import pickle
 import msgpack
 import numpy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -410,3 +412,20 @@ def test_a_model_holding_a_shim_serialises_it_inside_its_msgpack():
     target = Model("holder", forward, shims=[PyTorchShim(make_module(seed=6))])
     target.from_bytes(model.to_bytes())
     assert torch.equal(target.shims[0]._model[0].weight, model.shims[0]._model[0].weight)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n_in=st.integers(1, 6),
+    n_out=st.integers(1, 6),
+    dtype=st.sampled_from(["float32", "float64", "float16", "bfloat16"]),
+    seed=st.integers(0, 100),
+)
+def test_any_linear_state_round_trips_exactly(n_in, n_out, dtype, seed):
+    torch.manual_seed(seed)
+    source = torch.nn.Linear(n_in, n_out).to(getattr(torch, dtype))
+    target = torch.nn.Linear(n_in, n_out).to(getattr(torch, dtype))
+    data = PyTorchShim(source).to_bytes()
+    PyTorchShim(target).from_bytes(data)
+    assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
+    assert PyTorchShim(target).to_bytes() == data
