@@ -10,8 +10,6 @@ import contextlib
 import contextvars
 import copy as copy_module
 import functools
-import itertools
-import threading
 from pathlib import Path
 from typing import (
     Any,
@@ -28,6 +26,7 @@ from typing import (
     Union,
 )
 
+from ._ids import next_id
 from .backends import CupyOps, NumpyOps, Ops, get_current_ops
 from .errors import (
     ConfigurationError,
@@ -82,9 +81,7 @@ def empty_init(model: "Model", *args: Any, **kwargs: Any) -> "Model":
 class Model(Generic[InT, OutT]):
     """A node of a network: forward and init callables plus named dims, params and children."""
 
-    global_id: int = 0
-    global_id_lock = threading.Lock()
-    _id_counter = itertools.count(1)
+    global_id: int = 0  # the last id handed out (ids come from composa._ids.next_id)
     _context_operators: contextvars.ContextVar[Dict[str, Callable]] = contextvars.ContextVar(
         "composa_operators", default={}
     )
@@ -121,9 +118,8 @@ class Model(Generic[InT, OutT]):
         ops: Optional[Ops] = None,
     ) -> None:
         self.name = name
-        with Model.global_id_lock:
-            self.id = next(Model._id_counter)
-            Model.global_id = self.id
+        self.id = next_id()
+        Model.global_id = self.id
         self.ops = ops if ops is not None else get_current_ops()
         self._func = forward
         self.init = init if init is not None else empty_init

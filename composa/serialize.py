@@ -29,7 +29,8 @@ def _encode(obj: Any) -> Any:
         array = obj.get() if not isinstance(obj, numpy.ndarray) else obj
         if array.dtype.kind not in _ALLOWED_DTYPE_KINDS:
             raise TypeError(f"cannot serialise an array of dtype {array.dtype}")
-        array = numpy.ascontiguousarray(array)
+        if not array.flags.c_contiguous:
+            array = array.copy(order="C")  # ascontiguousarray would turn 0-d into 1-d
         if array.dtype.byteorder == ">":
             array = array.astype(array.dtype.newbyteorder("<"))
         header = [array.dtype.str, list(array.shape), array.tobytes()]

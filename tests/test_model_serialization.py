@@ -293,3 +293,18 @@ def test_random_trees_round_trip_byte_identically(spec):
     clone.from_bytes(data)
     assert clone.to_bytes() == data
     numpy.testing.assert_array_equal(clone.predict(X), model.predict(X))
+
+
+def test_zero_dimensional_and_non_contiguous_arrays_keep_their_shape():
+    scalar = numpy.array(3.0, dtype="f")
+    strided = numpy.arange(12, dtype="f").reshape((3, 4))[:, ::2]
+    loaded_scalar, loaded_strided = msgpack_loads(msgpack_dumps([scalar, strided]))
+    assert loaded_scalar.shape == () and loaded_scalar == 3.0
+    numpy.testing.assert_array_equal(loaded_strided, strided)
+
+
+def test_nodes_and_shims_draw_ids_from_one_counter():
+    from composa.shims import Shim
+
+    ids = [Linear().id, Shim(None).id, Linear().id]
+    assert ids == sorted(ids) and len(set(ids)) == 3

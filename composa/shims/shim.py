@@ -4,15 +4,14 @@ A ``Model`` keeps shims in ``model.shims`` and talks to them when it updates
 (``finish_update``), swaps params (``use_params``), copies, moves between devices
 (``to_device``) and serialises (the shim's bytes are nested in the model's msgpack).
 Shim params are optimised under keys ``(shim.id, param_name)``, the same key space
-as model params ``(model.id, name)``, so ids come from their own locked counter.
+as model params ``(model.id, name)``, so ids come from the same counter as model ids.
 """
 import contextlib
 import copy
-import itertools
-import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
+from .._ids import next_id
 from ..serialize import read_bytes, write_bytes_atomic
 
 __all__ = ["Shim"]
@@ -21,9 +20,7 @@ __all__ = ["Shim"]
 class Shim:
     """Base class for wrappers of external models; subclasses fill in the abstract methods."""
 
-    global_id: int = 0
-    global_id_lock = threading.Lock()
-    _id_counter = itertools.count(1)
+    global_id: int = 0  # the last id handed out
 
     def __init__(self, model: Any, config: Optional[Dict[str, Any]] = None, optimizer: Any = None) -> None:
         self.id = Shim._next_id()
@@ -33,9 +30,8 @@ class Shim:
 
     @staticmethod
     def _next_id() -> int:
-        with Shim.global_id_lock:
-            shim_id = next(Shim._id_counter)
-            Shim.global_id = shim_id
+        shim_id = next_id()
+        Shim.global_id = shim_id
         return shim_id
 
     def __call__(self, inputs: Any, is_train: bool) -> Tuple[Any, Callable[..., Any]]:
