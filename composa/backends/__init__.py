@@ -11,13 +11,15 @@ from typing import Any, Dict, Iterator, Optional, Type
 
 from ..errors import ConfigurationError
 from .cupy_ops import CupyOps, has_cupy, has_cupy_gpu
-from .numpy_ops import NumpyOps
+from .numpy_ops import AppleOps, MPSOps, NumpyOps
 from .ops import OpIndexError, Ops
 
 __all__ = [
     "Ops",
     "NumpyOps",
     "CupyOps",
+    "MPSOps",
+    "AppleOps",
     "OpIndexError",
     "get_ops",
     "get_array_ops",
@@ -44,11 +46,11 @@ _process_default: Dict[str, Ops] = {}
 
 
 def _registered_ops() -> Dict[str, Type[Ops]]:
-    return {cls.name: cls for cls in (NumpyOps, CupyOps)}
+    return {cls.name: cls for cls in (NumpyOps, CupyOps, MPSOps)}
 
 
 def get_ops(name: str, **kwargs: Any) -> Ops:
-    """A new Ops by backend name: "numpy", "cupy", or "cpu" (the best CPU backend)."""
+    """A new Ops by backend name: "numpy", "cupy", "mps", or "cpu" (the best CPU backend)."""
     if name == "cpu":
         name = "numpy"
     elif name == "gpu":

@@ -11,7 +11,7 @@ import numpy
 from ..errors import ShapeMismatchError
 from .ops import Ops, _check_ndim
 
-__all__ = ["NumpyOps"]
+__all__ = ["NumpyOps", "MPSOps", "AppleOps"]
 
 
 class NumpyOps(Ops):
@@ -108,5 +108,16 @@ class NumpyOps(Ops):
             table[sorted_ids[heavy[heavy_starts]]] += sums
         return table
 
+
+class MPSOps(NumpyOps):
+    """Ops for Apple-silicon machines: arrays stay numpy; wrapped PyTorch models run on "mps"."""
+
+    name = "mps"
+
+    def __init__(self, device_type: str = "mps", device_id: int = 0, **kwargs: Any) -> None:
+        super().__init__(device_type, device_id, **kwargs)
+
+
+AppleOps = None  # Thinc's Accelerate-backed Ops exists only on macOS builds; composa has none.
 
 _MAX_ROUNDS = 4

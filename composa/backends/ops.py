@@ -106,6 +106,10 @@ class Ops:
             data = data.astype(data.dtype.newbyteorder(byte_order), copy=False)
         return data
 
+    def cblas(self) -> Any:
+        """Thinc's table of C BLAS function pointers; composa has none (use gemm/affine)."""
+        raise NotImplementedError(f"{type(self).__name__}.cblas: composa exposes no C BLAS table; use ops.gemm")
+
     def reshape(self, array: Any, shape: ArrayShape) -> Any:
         return array.reshape(shape)
 

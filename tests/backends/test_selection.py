@@ -90,3 +90,16 @@ def test_require_gpu_makes_cupy_ops_current():
         assert isinstance(get_current_ops(), CupyOps)
     finally:
         set_current_ops(before)
+
+
+def test_thinc_names_for_apple_backends_exist():
+    from composa import AppleOps, MPSOps
+
+    assert AppleOps is None  # as in Thinc off macOS
+    ops = get_ops("mps")
+    assert isinstance(ops, MPSOps) and isinstance(ops, NumpyOps) and ops.device_type == "mps"
+
+
+def test_cblas_is_not_available_and_says_what_to_use():
+    with pytest.raises(NotImplementedError, match="use ops.gemm"):
+        NumpyOps().cblas()
