@@ -728,3 +728,30 @@ def test_mish_with_a_low_threshold_is_the_identity_above_it(ops, dtype):
     numpy.testing.assert_allclose(Y[:2], F.mish(torch.tensor(X[:2])).numpy(), rtol=1e-6)
     dX = to_host(ops.backprop_mish(ops.asarray(numpy.ones_like(X)), ops.asarray(X), threshold=2.0))
     numpy.testing.assert_allclose(dX[2:], 1.0)
+
+
+@small_settings
+@given(
+    shape=st.lists(st.integers(0, 4), min_size=1, max_size=3).map(tuple),
+    name=st.sampled_from(sorted(ACTIVATIONS)),
+    dtype=st.sampled_from(FLOATS),
+)
+def test_activations_of_any_shape_match_torch(shape, name, dtype):
+    forward, backward, torch_fn = ACTIVATIONS[name]
+    X, dY = random(shape, dtype, seed=35), random(shape, dtype, seed=36)
+    expected_Y, expected_dX = torch_forward_backward(torch_fn, X, dY)
+    for cls in OPS_CLASSES:
+        ops = cls()
+        Y = forward(ops, ops.asarray(X))
+        numpy.testing.assert_allclose(to_host(Y), expected_Y, **TOL[dtype])
+        numpy.testing.assert_allclose(to_host(backward(ops, ops.asarray(dY), ops.asarray(X), Y)), expected_dX, **TOL[dtype])
+
+
+def test_table_ops_reject_float_indices_and_wrong_ranks(ops):
+    table = ops.alloc2f(4, 2)
+    with pytest.raises(ValueError, match="gather_add: indices must be integers, got dtype float32"):
+        ops.gather_add(table, ops.alloc2f(2, 2))
+    with pytest.raises(ValueError, match=r"gather_add: expected a 2d array for indices, got an array of shape \(3,\)"):
+        ops.gather_add(table, ops.asarray(numpy.zeros(3, dtype="int32")))
+    with pytest.raises(ValueError, match=r"softmax_sequences: expected a 2d array for Xs"):
+        ops.softmax_sequences(ops.alloc3f(1, 2, 2), ops.asarray(numpy.asarray([1], dtype="int32")))
