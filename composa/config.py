@@ -310,10 +310,10 @@ def _call_promise(reg: Any, block: Dict[str, Any], path: List[str]) -> Any:
 
 
 def _register_ops() -> None:
-    """Put NumpyOps and CupyOps in ``registry.ops`` (composa.backends cannot import this module)."""
-    from .backends import CupyOps, NumpyOps
+    """Put the Ops classes in ``registry.ops`` (composa.backends cannot import this module)."""
+    from .backends import CupyOps, MPSOps, NumpyOps
 
-    for cls in (NumpyOps, CupyOps):
+    for cls in (NumpyOps, CupyOps, MPSOps):
         if not registry.has("ops", cls.__name__):
             registry.ops.register(cls.__name__, func=cls)
 
