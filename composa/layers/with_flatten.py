@@ -6,12 +6,12 @@ list of lists (the reference's v2 behaviour); a child that returns one array
 gives a list of arrays, split by rows (v1's output, with v1's backprop bug,
 splitting along the last axis, fixed). ``with_flatten_v2`` is the same function.
 """
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, child_errors, describe
+from ..errors import ShapeMismatchError, describe
 from ..model import Model
-from .chain import copy_child_dims
+from ._adapters import call_child, make_adapter
 
 __all__ = ["with_flatten", "with_flatten_v2"]
 
@@ -19,13 +19,7 @@ __all__ = ["with_flatten", "with_flatten_v2"]
 @registry.layers("with_flatten.v1")
 def with_flatten(layer: Model) -> Model:
     """List[Sequence[item]] -> list of lists (or of arrays): the child sees one flat list."""
-    return Model(
-        f"with_flatten({layer.name})",
-        forward,
-        init=init,
-        dims={name: layer.maybe_get_dim(name) for name in layer.dim_names},
-        layers=[layer],
-    )
+    return make_adapter("with_flatten", layer, forward, _flat)
 
 
 @registry.layers("with_flatten.v2")
@@ -40,29 +34,16 @@ def forward(model: Model, Xnest: Sequence[Sequence[Any]], is_train: bool) -> Tup
             f"expected a list of sequences, got {describe(Xnest)}", layer="with_flatten"
         )
     lengths = [len(seq) for seq in Xnest]
-    flat = [item for seq in Xnest for item in seq]
-    with child_errors("with_flatten"):
-        Y_flat, backprop_layer = model.layers[0](flat, is_train=is_train)
+    Y_flat, backprop_layer = call_child(model, "with_flatten", _flat(model, Xnest), is_train)
 
     def backprop(dYnest: List[Any]) -> List[Any]:
         if isinstance(Y_flat, list):
-            d_flat: Any = [item for seq in dYnest for item in seq]
+            d_flat: Any = _flat(model, dYnest)
         else:
             d_flat = _join_rows(model, dYnest, Y_flat)
-        with child_errors("with_flatten"):
-            dX_flat = backprop_layer(d_flat)
-        return _nest(model, dX_flat, lengths)
+        return _nest(model, backprop_layer(d_flat), lengths)
 
     return _nest(model, Y_flat, lengths), backprop
-
-
-def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
-    """Initialise the child on the flattened samples, then mirror its dims."""
-    layer = model.layers[0]
-    with child_errors("with_flatten"):
-        layer.initialize(X=_flat(X), Y=_flat(Y))
-    copy_child_dims(model, layer)
-    return model
 
 
 def _nest(model: Model, flat: Any, lengths: List[int]) -> List[Any]:
@@ -87,7 +68,6 @@ def _join_rows(model: Model, pieces: List[Any], like: Any) -> Any:
     return model.ops.flatten(pieces)
 
 
-def _flat(X: Optional[Any]) -> Optional[List[Any]]:
-    if X is None:
-        return None
-    return [item for seq in X for item in seq]
+def _flat(model: Model, Xnest: Sequence[Sequence[Any]]) -> List[Any]:
+    """The items of all sequences, in order."""
+    return [item for seq in Xnest for item in seq]

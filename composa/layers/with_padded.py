@@ -5,7 +5,7 @@ from ..config import registry
 from ..errors import ShapeMismatchError, child_errors, describe
 from ..model import Model
 from ..types import Padded, Ragged
-from .chain import copy_child_dims
+from ._adapters import call_child, make_adapter
 from .conversions import flatten_list, padded_like
 
 __all__ = ["with_padded"]
@@ -14,28 +14,19 @@ __all__ = ["with_padded"]
 @registry.layers("with_padded.v1")
 def with_padded(layer: Model) -> Model:
     """Padded / Ragged / list / (T, B, F) array / 4-tuple -> same container; the child sees a Padded."""
-    return Model(
-        f"with_padded({layer.name})",
-        forward,
-        init=init,
-        dims={name: layer.maybe_get_dim(name) for name in layer.dim_names},
-        layers=[layer],
-    )
+    return make_adapter("with_padded", layer, forward, _to_padded)
 
 
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
-    layer = model.layers[0]
     ops = model.ops
     if isinstance(X, Padded):
         with child_errors("with_padded"):
-            return layer(X, is_train=is_train)
+            return model.layers[0](X, is_train=is_train)
     if isinstance(X, tuple) and len(X) == 4:
-        with child_errors("with_padded"):
-            Yp, backprop_layer = layer(Padded(*X), is_train=is_train)
+        Yp, backprop_layer = call_child(model, "with_padded", Padded(*X), is_train)
 
         def backprop_tuple(dY: Tuple[Any, ...]) -> Tuple[Any, ...]:
-            with child_errors("with_padded"):
-                dXp = backprop_layer(Padded(*dY))
+            dXp = backprop_layer(Padded(*dY))
             return (dXp.data, dXp.size_at_t, dXp.lengths, dXp.indices)
 
         return (Yp.data, Yp.size_at_t, Yp.lengths, Yp.indices), backprop_tuple
@@ -45,14 +36,12 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
         if len(Xs) == 0:
             empty_grad = Ragged(ops.alloc(X.dataXd.shape, dtype=X.data.dtype), X.lengths) if as_ragged else []
             return _empty_output(model, X), lambda dY: empty_grad
-        with child_errors("with_padded"):
-            Yp, backprop_layer = layer(ops.list2padded(Xs), is_train=is_train)
+        Yp, backprop_layer = call_child(model, "with_padded", ops.list2padded(Xs), is_train)
         Ys = ops.padded2list(Yp)
 
         def backprop_sequences(dY: Any) -> Any:
             dYs = ops.unflatten(dY.dataXd, dY.lengths) if as_ragged else dY
-            with child_errors("with_padded"):
-                dXs = ops.padded2list(backprop_layer(padded_like(ops, dYs, Yp)))
+            dXs = ops.padded2list(backprop_layer(padded_like(ops, dYs, Yp)))
             if as_ragged:
                 return Ragged(flatten_list(ops, dXs, like_shape=X.dataXd.shape), X.lengths)
             return dXs
@@ -61,27 +50,16 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
             return Ragged(flatten_list(ops, Ys), X.lengths), backprop_sequences
         return Ys, backprop_sequences
     if hasattr(X, "ndim") and X.ndim == 3:
-        with child_errors("with_padded"):
-            Yp, backprop_layer = layer(_array_to_padded(ops, X), is_train=is_train)
+        Yp, backprop_layer = call_child(model, "with_padded", _array_to_padded(ops, X), is_train)
 
         def backprop_array(dY: Any) -> Any:
-            with child_errors("with_padded"):
-                return backprop_layer(_array_to_padded(ops, dY)).data
+            return backprop_layer(_array_to_padded(ops, dY)).data
 
         return Yp.data, backprop_array
     raise ShapeMismatchError(
         f"expected a Padded, a Ragged, a list of arrays, a (T, B, F) array or a 4-tuple, got {describe(X)}",
         layer="with_padded",
     )
-
-
-def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
-    """Initialise the child on the samples as Padded, then mirror its dims."""
-    layer = model.layers[0]
-    with child_errors("with_padded"):
-        layer.initialize(X=_to_padded(model, X), Y=_to_padded(model, Y))
-    copy_child_dims(model, layer)
-    return model
 
 
 def _array_to_padded(ops: Any, X: Any) -> Padded:
@@ -96,7 +74,7 @@ def _array_to_padded(ops: Any, X: Any) -> Padded:
 
 
 def _to_padded(model: Model, X: Any) -> Optional[Padded]:
-    if X is None or isinstance(X, Padded):
+    if isinstance(X, Padded):
         return X
     if isinstance(X, tuple) and len(X) == 4:
         return Padded(*X)
@@ -115,5 +93,3 @@ def _empty_output(model: Model, X: Any) -> Any:
         width = model.layers[0].maybe_get_dim("nO") or X.data.shape[1]
         return Ragged(model.ops.alloc2f(0, width, dtype=X.data.dtype), X.lengths)
     return []
-
-

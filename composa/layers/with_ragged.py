@@ -5,7 +5,7 @@ from ..config import registry
 from ..errors import ShapeMismatchError, child_errors, describe
 from ..model import Model
 from ..types import Padded, Ragged
-from .chain import copy_child_dims
+from ._adapters import call_child, empty_list_backprop, make_adapter
 from .conversions import flatten_list, padded_like
 
 __all__ = ["with_ragged"]
@@ -14,55 +14,41 @@ __all__ = ["with_ragged"]
 @registry.layers("with_ragged.v1")
 def with_ragged(layer: Model) -> Model:
     """Ragged / Padded / list / (data, lengths) -> same container; the child sees a Ragged."""
-    return Model(
-        f"with_ragged({layer.name})",
-        forward,
-        init=init,
-        dims={name: layer.maybe_get_dim(name) for name in layer.dim_names},
-        layers=[layer],
-    )
+    return make_adapter("with_ragged", layer, forward, _to_ragged)
 
 
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
-    layer = model.layers[0]
     ops = model.ops
     if isinstance(X, Ragged):
         with child_errors("with_ragged"):
-            return layer(X, is_train=is_train)
+            return model.layers[0](X, is_train=is_train)
     if isinstance(X, tuple) and len(X) == 2 and hasattr(X[0], "shape") and hasattr(X[1], "shape"):
-        with child_errors("with_ragged"):
-            Yr, backprop_layer = layer(Ragged(X[0], X[1]), is_train=is_train)
+        Yr, backprop_layer = call_child(model, "with_ragged", Ragged(X[0], X[1]), is_train)
 
         def backprop_tuple(dY: Tuple[Any, Any]) -> Tuple[Any, Any]:
-            with child_errors("with_ragged"):
-                dXr = backprop_layer(Ragged(dY[0], dY[1]))
+            dXr = backprop_layer(Ragged(dY[0], dY[1]))
             return (dXr.dataXd, dXr.lengths)
 
         return (Yr.dataXd, Yr.lengths), backprop_tuple
     if isinstance(X, list):
         if len(X) == 0:
-            return [], _empty_list_backprop
-        Xr = _list_to_ragged(ops, X)
-        with child_errors("with_ragged"):
-            Yr, backprop_layer = layer(Xr, is_train=is_train)
+            return [], empty_list_backprop
+        Yr, backprop_layer = call_child(model, "with_ragged", _list_to_ragged(ops, X), is_train)
 
         def backprop_list(dYs: List[Any]) -> List[Any]:
             d_ragged = Ragged(flatten_list(ops, dYs, like_shape=Yr.dataXd.shape), Yr.lengths)
-            with child_errors("with_ragged"):
-                dXr = backprop_layer(d_ragged)
+            dXr = backprop_layer(d_ragged)
             return ops.unflatten(dXr.dataXd, dXr.lengths)
 
         return ops.unflatten(Yr.dataXd, Yr.lengths), backprop_list
     if isinstance(X, Padded):
         Xr = _list_to_ragged(ops, ops.padded2list(X), like_shape=(0,) + tuple(X.data.shape[2:]))
-        with child_errors("with_ragged"):
-            Yr, backprop_layer = layer(Xr, is_train=is_train)
+        Yr, backprop_layer = call_child(model, "with_ragged", Xr, is_train)
         Y = padded_like(ops, ops.unflatten(Yr.data, Yr.lengths), X)
 
         def backprop_padded(dY: Padded) -> Padded:
             d_ragged = _list_to_ragged(ops, ops.padded2list(dY), like_shape=(0,) + tuple(dY.data.shape[2:]))
-            with child_errors("with_ragged"):
-                dXr = backprop_layer(d_ragged)
+            dXr = backprop_layer(d_ragged)
             return padded_like(ops, ops.unflatten(dXr.data, dXr.lengths), X)
 
         return Y, backprop_padded
@@ -72,25 +58,12 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     )
 
 
-def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
-    """Initialise the child on the samples as Ragged, then mirror its dims."""
-    layer = model.layers[0]
-    with child_errors("with_ragged"):
-        layer.initialize(X=_to_ragged(model, X), Y=_to_ragged(model, Y))
-    copy_child_dims(model, layer)
-    return model
-
-
 def _list_to_ragged(ops: Any, Xs: List[Any], like_shape: Optional[Tuple[int, ...]] = None) -> Ragged:
     return Ragged(flatten_list(ops, Xs, like_shape=like_shape), ops.asarray1i([len(X) for X in Xs]))
 
 
-def _empty_list_backprop(dYs: List[Any]) -> List[Any]:
-    return []
-
-
 def _to_ragged(model: Model, X: Any) -> Optional[Any]:
-    if X is None or isinstance(X, Ragged):
+    if isinstance(X, Ragged):
         return X
     if isinstance(X, tuple) and len(X) == 2:
         return Ragged(X[0], X[1])
