@@ -26,15 +26,12 @@ def Embed(
     With `column`, the input is an Ints2d and the ids are taken from that column.
     `dropout` drops whole embedding columns (the same ones for every row) in training.
     """
-    attrs: dict = {"column": column}
-    if dropout is not None:
-        attrs["dropout_rate"] = dropout
     return Model(
         "embed",
         forward,
         init=partial(init, initializer),
         dims={"nO": nO, "nV": nV},
-        attrs=attrs,
+        attrs=lookup_attrs(column, dropout),
         params={"E": None},
     )
 
@@ -48,8 +45,37 @@ def forward(model: Model[Any, Floats2d], X: Any, is_train: bool) -> Tuple[Floats
             f"ids must be in [0, nV={nV}), got ids from {int(ids.min())} to {int(ids.max())}",
             layer=model.name,
         )
-    Y = E[ids]
-    mask = dropout_mask(model, E.shape[1], is_train)
+
+    def scatter(dE: Floats2d, dY: Floats2d) -> None:
+        model.ops.scatter_add(dE, ids, dY)
+
+    return finish_lookup(model, X, E[ids], is_train, scatter)
+
+
+def init(
+    initializer: Callable, model: Model[Any, Floats2d], X: Optional[Any] = None, Y: Optional[Floats2d] = None
+) -> Model[Any, Floats2d]:
+    """Set nO from Y when given (nV must be set), then draw E (nV, nO)."""
+    if Y is not None:
+        model.set_dim("nO", get_width(Y))
+    shape = (model.get_dim("nV"), model.get_dim("nO"))
+    model.set_param("E", initializer(model.ops, shape))
+    return model
+
+
+def lookup_attrs(column: Optional[int], dropout: Optional[float], **extra: Any) -> dict:
+    """The attrs of a lookup table layer: the id column, the dropout rate if any, and `extra`."""
+    attrs: dict = {"column": column, **extra}
+    if dropout is not None:
+        attrs["dropout_rate"] = dropout
+    return attrs
+
+
+def finish_lookup(
+    model: Model, X: Any, Y: Floats2d, is_train: bool, scatter: Callable[[Floats2d, Floats2d], None]
+) -> Tuple[Floats2d, Callable]:
+    """Apply column dropout to the looked-up rows `Y`; backprop adds dY into dE by `scatter(dE, dY)`."""
+    mask = dropout_mask(model, Y.shape[1], is_train)
     if mask is not None:
         Y *= mask
 
@@ -59,23 +85,14 @@ def forward(model: Model[Any, Floats2d], X: Any, is_train: bool) -> Tuple[Floats
             dY = dY * mask
         dE = model.maybe_get_grad("E")
         if dE is None:
+            E = model.get_param("E")
             dE = model.ops.alloc(E.shape, dtype=E.dtype)
             model.set_grad("E", dE)
-        model.ops.scatter_add(dE, ids, dY)
+        scatter(dE, dY)
+        # Ids have no gradient: the input's gradient is zeros of its shape.
         return model.ops.alloc(X.shape, dtype=X.dtype)
 
     return Y, backprop
-
-
-def init(
-    initializer: Callable, model: Model[Any, Floats2d], X: Optional[Any] = None, Y: Optional[Floats2d] = None
-) -> Model[Any, Floats2d]:
-    """Set nO from Y (nV must be given), then draw E (nV, nO)."""
-    if Y is not None:
-        model.set_dim("nO", get_width(Y))
-    shape = (model.get_dim("nV"), model.get_dim("nO"))
-    model.set_param("E", initializer(model.ops, shape))
-    return model
 
 
 def select_ids(model: Model, X: Any) -> Any:

@@ -6,9 +6,8 @@ from ..errors import ConfigurationError
 from ..initializers import uniform_init
 from ..model import Model
 from ..types import Floats2d, Ints1d
-from ..util import get_width, partial
-from .embed import dropout_mask, select_ids
-from .linear import check_gradient_shape
+from ..util import partial
+from .embed import finish_lookup, init, lookup_attrs, select_ids
 
 __all__ = ["HashEmbed"]
 
@@ -38,15 +37,12 @@ def HashEmbed(
     """
     if nV is not None and nV < 1:
         raise ConfigurationError(f"nV (table rows) must be at least 1, got {nV}", layer="hashembed")
-    attrs: dict = {"column": column, "seed": DEFAULT_SEED if seed is None else int(seed)}
-    if dropout is not None:
-        attrs["dropout_rate"] = dropout
     return Model(
         "hashembed",
         forward,
         init=partial(init, initializer),
         dims={"nO": nO, "nV": nV, "nI": None},
-        attrs=attrs,
+        attrs=lookup_attrs(column, dropout, seed=DEFAULT_SEED if seed is None else int(seed)),
         params={"E": None},
     )
 
@@ -58,33 +54,10 @@ def forward(model: Model[Any, Floats2d], X: Any, is_train: bool) -> Tuple[Floats
     ops = model.ops
     keys = ops.hash(ops.as_contig(ids, dtype="uint64"), model.attrs["seed"])
     rows = ops.as_contig(keys % nV, dtype="int32") if ids.size else ops.alloc2i(0, N_HASHES)
-    Y = ops.gather_add(E, rows)
-    mask = dropout_mask(model, E.shape[1], is_train)
-    if mask is not None:
-        Y *= mask
 
-    def backprop(dY: Floats2d) -> Any:
-        check_gradient_shape(model, dY, Y)
-        if mask is not None:
-            dY = dY * mask
-        dE = model.maybe_get_grad("E")
-        if dE is None:
-            dE = ops.alloc(E.shape, dtype=E.dtype)
-            model.set_grad("E", dE)
+    def scatter(dE: Floats2d, dY: Floats2d) -> None:
         if rows.size:
             # One pass: row i of dY goes to each of its N_HASHES table rows.
             ops.scatter_add(dE, ops.reshape1(rows, rows.size), ops.xp.repeat(dY, N_HASHES, axis=0))
-        return ops.alloc(X.shape, dtype=X.dtype)
 
-    return Y, backprop
-
-
-def init(
-    initializer: Callable, model: Model[Any, Floats2d], X: Optional[Any] = None, Y: Optional[Floats2d] = None
-) -> Model[Any, Floats2d]:
-    """Set nO from Y when given, then draw E (nV, nO)."""
-    if Y is not None:
-        model.set_dim("nO", get_width(Y))
-    shape = (model.get_dim("nV"), model.get_dim("nO"))
-    model.set_param("E", initializer(model.ops, shape))
-    return model
+    return finish_lookup(model, X, ops.gather_add(E, rows), is_train, scatter)

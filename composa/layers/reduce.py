@@ -53,69 +53,48 @@ def forward_sum(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT,
     check_ragged(model, Xr, allow_empty=True)
     lengths = Xr.lengths
     Y = model.ops.reduce_sum(Xr.data, lengths)
-    shape, dtype = Y.shape, Y.dtype
-
-    def backprop(dY: OutT) -> InT:
-        check_gradient(model, dY, shape, dtype)
-        return Ragged(model.ops.backprop_reduce_sum(dY, lengths), lengths)
-
-    return Y, backprop
+    return Y, backprop_pooled(model, Y, lengths, lambda dY: model.ops.backprop_reduce_sum(dY, lengths))
 
 
 def forward_mean(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Callable]:
     check_ragged(model, Xr, allow_empty=True)
     lengths = Xr.lengths
     Y = model.ops.reduce_mean(Xr.data, lengths)
-    shape, dtype = Y.shape, Y.dtype
-
-    def backprop(dY: OutT) -> InT:
-        check_gradient(model, dY, shape, dtype)
-        return Ragged(model.ops.backprop_reduce_mean(dY, lengths), lengths)
-
-    return Y, backprop
+    return Y, backprop_pooled(model, Y, lengths, lambda dY: model.ops.backprop_reduce_mean(dY, lengths))
 
 
 def forward_max(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Callable]:
     check_ragged(model, Xr, allow_empty=False)
     lengths = Xr.lengths
     Y, which = model.ops.reduce_max(Xr.data, lengths)
-    shape, dtype = Y.shape, Y.dtype
-
-    def backprop(dY: OutT) -> InT:
-        check_gradient(model, dY, shape, dtype)
-        return Ragged(model.ops.backprop_reduce_max(dY, which, lengths), lengths)
-
-    return Y, backprop
+    return Y, backprop_pooled(model, Y, lengths, lambda dY: model.ops.backprop_reduce_max(dY, which, lengths))
 
 
 def forward_first(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Callable]:
     check_ragged(model, Xr, allow_empty=False)
-    lengths = Xr.lengths
-    Y, starts_ends = model.ops.reduce_first(Xr.data, lengths)
-    shape, dtype = Y.shape, Y.dtype
-
-    def backprop(dY: OutT) -> InT:
-        check_gradient(model, dY, shape, dtype)
-        if shape[0] == 0:
-            return Ragged(model.ops.alloc2f(0, shape[1], dtype=dtype), lengths)
-        return Ragged(model.ops.backprop_reduce_first(dY, starts_ends), lengths)
-
-    return Y, backprop
+    Y, starts_ends = model.ops.reduce_first(Xr.data, Xr.lengths)
+    return Y, backprop_pooled(model, Y, Xr.lengths, lambda dY: model.ops.backprop_reduce_first(dY, starts_ends))
 
 
 def forward_last(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Callable]:
     check_ragged(model, Xr, allow_empty=False)
-    lengths = Xr.lengths
-    Y, lasts = model.ops.reduce_last(Xr.data, lengths)
+    Y, lasts = model.ops.reduce_last(Xr.data, Xr.lengths)
+    return Y, backprop_pooled(model, Y, Xr.lengths, lambda dY: model.ops.backprop_reduce_last(dY, lasts))
+
+
+def backprop_pooled(
+    model: Model, Y: OutT, lengths: Any, backprop_rows: Callable[[OutT], Any]
+) -> Callable[[OutT], InT]:
+    """The backprop of a pooling that gave `Y`: check dY, then `backprop_rows(dY)` as a Ragged."""
     shape, dtype = Y.shape, Y.dtype
 
     def backprop(dY: OutT) -> InT:
         check_gradient(model, dY, shape, dtype)
         if shape[0] == 0:
             return Ragged(model.ops.alloc2f(0, shape[1], dtype=dtype), lengths)
-        return Ragged(model.ops.backprop_reduce_last(dY, lasts), lengths)
+        return Ragged(backprop_rows(dY), lengths)
 
-    return Y, backprop
+    return backprop
 
 
 def check_ragged(model: Model, Xr: Any, *, allow_empty: bool) -> None:
