@@ -17,7 +17,7 @@ from ..initializers import glorot_uniform_init, he_normal_init, zero_init
 from ..model import Model
 from ..types import Floats2d
 from ..util import partial
-from .linear import check_gradient_shape
+from .linear import backprop_affine, check_gradient_shape
 from .linear import init as linear_init
 
 __all__ = [
@@ -70,19 +70,13 @@ def dense_forward(
 ) -> Tuple[Floats2d, Callable]:
     """``act(X @ W.T + b)``; backprop goes through the activation at the pre-activation."""
     W = model.get_param("W")
-    b = model.get_param("b")
-    shape = getattr(X, "shape", None)
-    if shape is None or len(shape) != 2 or shape[1] != W.shape[1]:
-        check_input_width(model, X, W.shape[1])
-    Z = model.ops.affine(X, W, b)
+    check_input_width(model, X, W.shape[1])
+    Z = model.ops.affine(X, W, model.get_param("b"))
     Y = activation.forward(model, Z)
 
     def backprop(dY: Floats2d) -> Floats2d:
         check_gradient_shape(model, dY, Y)
-        dZ = activation.backward(model, dY, Z, Y)
-        model.inc_grad("b", dZ.sum(axis=0))
-        model.inc_grad("W", model.ops.gemm(dZ, X, trans1=True))
-        return model.ops.gemm(dZ, W)
+        return backprop_affine(model, activation.backward(model, dY, Z, Y), X, W)
 
     return Y, backprop
 

@@ -34,17 +34,12 @@ def Linear(
 
 def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Callable]:
     W = model.get_param("W")
-    b = model.get_param("b")
-    shape = getattr(X, "shape", None)
-    if shape is None or len(shape) != 2 or shape[1] != W.shape[1]:
-        check_input_width(model, X, W.shape[1])
-    Y = model.ops.affine(X, W, b)
+    check_input_width(model, X, W.shape[1])
+    Y = model.ops.affine(X, W, model.get_param("b"))
 
     def backprop(dY: OutT) -> InT:
         check_gradient_shape(model, dY, Y)
-        model.inc_grad("b", dY.sum(axis=0))
-        model.inc_grad("W", model.ops.gemm(dY, X, trans1=True))
-        return model.ops.gemm(dY, W)
+        return backprop_affine(model, dY, X, W)
 
     return Y, backprop
 
@@ -57,10 +52,33 @@ def init(
         model.set_dim("nI", get_width(X))
     if Y is not None:
         model.set_dim("nO", get_width(Y))
-    shape_W = (model.get_dim("nO"), model.get_dim("nI"))
-    model.set_param("W", init_W(model.ops, shape_W))
-    model.set_param("b", init_b(model.ops, (shape_W[0],)))
+    return draw_affine_params(init_W, init_b, model)
+
+
+def init_if_unset(
+    init_W: Callable, init_b: Callable, model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = None
+) -> Model[InT, OutT]:
+    """Set nI from X and nO from Y where still unset, then draw W (nO, nI) and b (nO,)."""
+    if X is not None and model.has_dim("nI") is None:
+        model.set_dim("nI", get_width(X))
+    if Y is not None and model.has_dim("nO") is None:
+        model.set_dim("nO", get_width(Y))
+    return draw_affine_params(init_W, init_b, model)
+
+
+def draw_affine_params(init_W: Callable, init_b: Callable, model: Model) -> Model:
+    """Draw W (nO, nI) and b (nO,) for a model whose nO and nI are set."""
+    nO, nI = model.get_dim("nO"), model.get_dim("nI")
+    model.set_param("W", init_W(model.ops, (nO, nI)))
+    model.set_param("b", init_b(model.ops, (nO,)))
     return model
+
+
+def backprop_affine(model: Model, dZ: Any, X: Any, W: Any) -> Any:
+    """Add the gradients of ``Z = X @ W.T + b`` into dW and db; return dX = dZ @ W."""
+    model.inc_grad("b", dZ.sum(axis=0))
+    model.inc_grad("W", model.ops.gemm(dZ, X, trans1=True))
+    return model.ops.gemm(dZ, W)
 
 
 def check_gradient_shape(model: Model, dY: Any, Y: Any) -> None:

@@ -41,9 +41,7 @@ def forward(model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool) -> Tu
     W = model.get_param("W")
     b = model.get_param("b")
     nO, nP, nI = W.shape
-    shape = getattr(X, "shape", None)
-    if shape is None or len(shape) != 2 or shape[1] != nI:
-        check_input_width(model, X, nI)
+    check_input_width(model, X, nI)
     W_flat = model.ops.reshape2(W, nO * nP, nI)
     Z = model.ops.affine(X, W_flat, model.ops.reshape1(b, nO * nP))
     best, which = model.ops.maxout(model.ops.reshape3(Z, X.shape[0], nO, nP))

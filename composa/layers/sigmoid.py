@@ -2,13 +2,12 @@
 from typing import Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import check_input_width
 from ..initializers import zero_init
 from ..model import Model
 from ..types import Floats2d, FloatsXd
 from ..util import partial
-from .linear import check_gradient_shape
-from .softmax import init_if_unset
+from .dense import Activation, dense_forward
+from .linear import check_gradient_shape, init_if_unset
 
 __all__ = ["Sigmoid", "sigmoid_activation", "Logistic", "softmax_activation"]
 
@@ -24,29 +23,22 @@ def Sigmoid(
     """Affine transform followed by the logistic function: (batch, nI) -> (batch, nO) in (0, 1)."""
     return Model(
         "sigmoid",
-        sigmoid_forward,
+        partial(dense_forward, SIGMOID),
         init=partial(init_if_unset, init_W, init_b),
         dims={"nO": nO, "nI": nI},
         params={"W": None, "b": None},
     )
 
 
-def sigmoid_forward(model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool) -> Tuple[Floats2d, Callable]:
-    W = model.get_param("W")
-    b = model.get_param("b")
-    shape = getattr(X, "shape", None)
-    if shape is None or len(shape) != 2 or shape[1] != W.shape[1]:
-        check_input_width(model, X, W.shape[1])
-    Y = model.ops.sigmoid(model.ops.affine(X, W, b), inplace=True)
+def _sigmoid(model: Model, Z: Floats2d) -> Floats2d:
+    return model.ops.sigmoid(Z, inplace=True)
 
-    def backprop(dY: Floats2d) -> Floats2d:
-        check_gradient_shape(model, dY, Y)
-        dZ = model.ops.backprop_sigmoid(dY, Y)
-        model.inc_grad("b", dZ.sum(axis=0))
-        model.inc_grad("W", model.ops.gemm(dZ, X, trans1=True))
-        return model.ops.gemm(dZ, W)
 
-    return Y, backprop
+def _backprop_sigmoid(model: Model, dY: Floats2d, Z: Floats2d, Y: Floats2d) -> Floats2d:
+    return model.ops.backprop_sigmoid(dY, Y)
+
+
+SIGMOID = Activation(_sigmoid, _backprop_sigmoid)
 
 
 @registry.layers("sigmoid_activation.v1")

@@ -13,8 +13,8 @@ from ..errors import ConfigurationError, check_input_width
 from ..initializers import zero_init
 from ..model import Model
 from ..types import Floats2d
-from ..util import get_width, partial
-from .linear import check_gradient_shape
+from ..util import partial
+from .linear import backprop_affine, check_gradient_shape, init_if_unset
 
 __all__ = ["Softmax", "Softmax_v2"]
 
@@ -62,14 +62,11 @@ def Softmax_v2(
 
 def forward(model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool) -> Tuple[Floats2d, Callable]:
     W = model.get_param("W")
-    b = model.get_param("b")
     temperature = model.attrs["softmax_temperature"]
     _check_temperature(model.name, temperature)
-    shape = getattr(X, "shape", None)
-    if shape is None or len(shape) != 2 or shape[1] != W.shape[1]:
-        check_input_width(model, X, W.shape[1])
+    check_input_width(model, X, W.shape[1])
     normalized = is_train or model.attrs["softmax_normalize"]
-    Z = model.ops.affine(X, W, b)
+    Z = model.ops.affine(X, W, model.get_param("b"))
     Y = model.ops.softmax(Z, inplace=True, temperature=temperature) if normalized else Z
 
     def backprop(dY: Floats2d) -> Floats2d:
@@ -80,30 +77,9 @@ def forward(model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool) -> Tu
                 layer=model.name,
             )
         check_gradient_shape(model, dY, Y)
-        dZ = dY / temperature if temperature != 1.0 else dY
-        model.inc_grad("b", dZ.sum(axis=0))
-        model.inc_grad("W", model.ops.gemm(dZ, X, trans1=True))
-        return model.ops.gemm(dZ, W)
+        return backprop_affine(model, dY / temperature if temperature != 1.0 else dY, X, W)
 
     return Y, backprop
-
-
-def init_if_unset(
-    init_W: Callable,
-    init_b: Callable,
-    model: Model[Floats2d, Floats2d],
-    X: Optional[Floats2d] = None,
-    Y: Optional[Floats2d] = None,
-) -> Model[Floats2d, Floats2d]:
-    """Set nI from X and nO from Y where still unset, then draw W (nO, nI) and b (nO,)."""
-    if X is not None and model.has_dim("nI") is None:
-        model.set_dim("nI", get_width(X))
-    if Y is not None and model.has_dim("nO") is None:
-        model.set_dim("nO", get_width(Y))
-    nO, nI = model.get_dim("nO"), model.get_dim("nI")
-    model.set_param("W", init_W(model.ops, (nO, nI)))
-    model.set_param("b", init_b(model.ops, (nO,)))
-    return model
 
 
 def _check_temperature(layer: str, temperature: Any) -> None:
