@@ -42,6 +42,28 @@ LossT = TypeVar("LossT")
 IntsOrStrs = Union[Sequence[int], Sequence[str]]
 
 
+def _per_row(value: Any, n_rows: int, normalize: bool) -> Any:
+    """`value` divided by `n_rows` when `normalize` (and there are rows); arrays are divided in place."""
+    if normalize and n_rows:
+        value /= n_rows
+    return value
+
+
+def _check_same_shape(name: str, guesses: Any, truths: Any, ndim: Optional[int] = None) -> None:
+    """Raise ShapeMismatchError unless guesses and truths are arrays (of rank `ndim`) of one shape."""
+    rank = f"{ndim}d arrays" if ndim is not None else "arrays"
+    if not hasattr(guesses, "shape") or not hasattr(truths, "shape") or (
+        ndim is not None and (guesses.ndim != ndim or truths.ndim != ndim)
+    ):
+        raise ShapeMismatchError(
+            f"{name}: guesses and truths must be {rank}, got {describe(guesses)} and {describe(truths)}"
+        )
+    if tuple(guesses.shape) != tuple(truths.shape):
+        raise ShapeMismatchError(
+            f"{name}: guesses have shape {tuple(guesses.shape)} but truths {tuple(truths.shape)}"
+        )
+
+
 class Loss(Generic[GuessT, TruthT, GradT, LossT]):
     """Base class: ``__call__`` returns ``(get_grad(...), get_loss(...))``."""
 
@@ -114,9 +136,7 @@ class CategoricalCrossentropy(Loss):
         ops = get_array_ops(guesses)
         d_guesses = ops.xp.subtract(guesses, target, dtype=guesses.dtype)
         d_guesses *= mask
-        if self.normalize and guesses.shape[0]:
-            d_guesses /= guesses.shape[0]
-        return d_guesses
+        return _per_row(d_guesses, guesses.shape[0], self.normalize)
 
     def _loss(self, guesses: Any, target: Any, mask: Any, negatives: Optional[Tuple[Any, Any]]) -> float:
         ops = get_array_ops(guesses)
@@ -128,9 +148,7 @@ class CategoricalCrossentropy(Loss):
         if negatives is not None:
             rows, columns = negatives
             total -= xp.log(xp.maximum(1.0 - guesses[rows, columns], tiny)).sum(dtype="float64")
-        if self.normalize and guesses.shape[0]:
-            total /= guesses.shape[0]
-        return float(total)
+        return float(_per_row(total, guesses.shape[0], self.normalize))
 
     def _convert(self, truths: Any, guesses: Any) -> Tuple[Any, Any, Optional[Tuple[Any, Any]]]:
         ops = get_array_ops(guesses)
@@ -287,9 +305,7 @@ class L2Distance(Loss):
         self._check(guesses, truths)
         ops = get_array_ops(guesses)
         difference = ops.xp.subtract(guesses, truths, dtype=guesses.dtype)
-        if self.normalize and guesses.shape[0]:
-            difference /= guesses.shape[0]
-        return difference
+        return _per_row(difference, guesses.shape[0], self.normalize)
 
     def get_loss(self, guesses: Any, truths: Any) -> float:
         """``0.5 * sum((guesses - truths) ** 2)``, divided by the number of rows if `normalize`."""
@@ -300,19 +316,10 @@ class L2Distance(Loss):
         ops = get_array_ops(guesses)
         difference = ops.xp.subtract(guesses, truths, dtype="float64")
         total = 0.5 * float((difference * difference).sum())
-        if self.normalize and guesses.shape[0]:
-            total /= guesses.shape[0]
-        return total
+        return _per_row(total, guesses.shape[0], self.normalize)
 
     def _check(self, guesses: Any, truths: Any) -> None:
-        if not hasattr(guesses, "shape") or not hasattr(truths, "shape"):
-            raise ShapeMismatchError(
-                f"L2Distance: guesses and truths must be arrays, got {describe(guesses)} and {describe(truths)}"
-            )
-        if tuple(guesses.shape) != tuple(truths.shape):
-            raise ShapeMismatchError(
-                f"L2Distance: guesses have shape {tuple(guesses.shape)} but truths {tuple(truths.shape)}"
-            )
+        _check_same_shape("L2Distance", guesses, truths)
 
 
 class CosineDistance(Loss):
@@ -326,23 +333,18 @@ class CosineDistance(Loss):
     def get_similarity(self, guesses: Any, truths: Any) -> Any:
         """Row-wise cosine similarities, shape (N, 1)."""
         self._check(guesses, truths)
-        xp = get_array_ops(guesses).xp
-        norm_guesses, norm_truths = self._norms(guesses, truths, xp)
-        return (guesses * truths).sum(axis=1, keepdims=True) / (norm_guesses * norm_truths)
+        return self._cosine(guesses, truths, get_array_ops(guesses).xp)[0]
 
     def get_grad(self, guesses: Any, truths: Any) -> Any:
         """d(1 - cos)/d(guesses) per row; zero-truth rows get 0 if `ignore_zeros`; / rows if `normalize`."""
         self._check(guesses, truths)
         xp = get_array_ops(guesses).xp
-        norm_guesses, norm_truths = self._norms(guesses, truths, xp)
-        cosine = (guesses * truths).sum(axis=1, keepdims=True) / (norm_guesses * norm_truths)
+        cosine, norm_guesses, norm_truths = self._cosine(guesses, truths, xp)
         d_cosine = truths / (norm_guesses * norm_truths) - cosine * guesses / (norm_guesses**2)
         d_guesses = (-d_cosine).astype(guesses.dtype, copy=False)
         if self.ignore_zeros:
             d_guesses *= self._nonzero_rows(truths, xp)
-        if self.normalize and guesses.shape[0]:
-            d_guesses /= guesses.shape[0]
-        return d_guesses
+        return _per_row(d_guesses, guesses.shape[0], self.normalize)
 
     def get_loss(self, guesses: Any, truths: Any) -> float:
         """``sum(1 - cos)`` over rows (zero-truth rows skipped if `ignore_zeros`), / rows if `normalize`."""
@@ -350,29 +352,21 @@ class CosineDistance(Loss):
         losses = 1.0 - cosine
         if self.ignore_zeros:
             losses = losses * self._nonzero_rows(truths, get_array_ops(guesses).xp)
-        total = float(losses.sum(dtype="float64"))
-        if self.normalize and guesses.shape[0]:
-            total /= guesses.shape[0]
-        return total
+        return _per_row(float(losses.sum(dtype="float64")), guesses.shape[0], self.normalize)
 
-    def _norms(self, guesses: Any, truths: Any, xp: Any) -> Tuple[Any, Any]:
+    def _cosine(self, guesses: Any, truths: Any, xp: Any) -> Tuple[Any, Any, Any]:
+        """Row-wise cosine similarities (N, 1) and the row norms of guesses and truths."""
         # Clamp tiny norms (as torch's cosine_similarity does) so zero rows give 0, not nan.
         norm_guesses = xp.maximum(xp.sqrt((guesses * guesses).sum(axis=1, keepdims=True)), self.eps)
         norm_truths = xp.maximum(xp.sqrt((truths * truths).sum(axis=1, keepdims=True)), self.eps)
-        return norm_guesses, norm_truths
+        cosine = (guesses * truths).sum(axis=1, keepdims=True) / (norm_guesses * norm_truths)
+        return cosine, norm_guesses, norm_truths
 
     def _nonzero_rows(self, truths: Any, xp: Any) -> Any:
         return (xp.abs(truths).sum(axis=1, keepdims=True) != 0).astype(truths.dtype)
 
     def _check(self, guesses: Any, truths: Any) -> None:
-        if getattr(guesses, "ndim", None) != 2 or getattr(truths, "ndim", None) != 2:
-            raise ShapeMismatchError(
-                f"CosineDistance: guesses and truths must be 2d arrays, got {describe(guesses)} and {describe(truths)}"
-            )
-        if tuple(guesses.shape) != tuple(truths.shape):
-            raise ShapeMismatchError(
-                f"CosineDistance: guesses have shape {tuple(guesses.shape)} but truths {tuple(truths.shape)}"
-            )
+        _check_same_shape("CosineDistance", guesses, truths, ndim=2)
 
 
 @registry.losses("CategoricalCrossentropy.v1")

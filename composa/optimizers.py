@@ -123,6 +123,15 @@ def SGD(
     )
 
 
+def _schedule_property(name: str, doc: str) -> property:
+    """A hyper-parameter attribute: reads the Schedule, sets from anything to_schedule accepts."""
+    return property(
+        lambda self: self._schedules[name],
+        lambda self, value: self._set_schedule(name, value),
+        doc=doc,
+    )
+
+
 class Optimizer:
     """Updates params in place from their gradients; see the module docs for the protocol."""
 
@@ -180,36 +189,12 @@ class Optimizer:
         self._schedules[name] = to_schedule(value, "beta1" if name == "b1" else "beta2" if name == "b2" else name)
         self._values = None
 
-    learn_rate = property(
-        lambda self: self._schedules["learn_rate"],
-        lambda self, value: self._set_schedule("learn_rate", value),
-        doc="The learning rate schedule.",
-    )
-    b1 = property(
-        lambda self: self._schedules["b1"],
-        lambda self, value: self._set_schedule("b1", value),
-        doc="Adam's beta1 (first-moment decay) schedule.",
-    )
-    b2 = property(
-        lambda self: self._schedules["b2"],
-        lambda self, value: self._set_schedule("b2", value),
-        doc="Adam's beta2 (second-moment decay) schedule.",
-    )
-    eps = property(
-        lambda self: self._schedules["eps"],
-        lambda self, value: self._set_schedule("eps", value),
-        doc="Adam's epsilon schedule.",
-    )
-    L2 = property(
-        lambda self: self._schedules["L2"],
-        lambda self, value: self._set_schedule("L2", value),
-        doc="The L2 penalty (or decoupled weight decay) schedule.",
-    )
-    grad_clip = property(
-        lambda self: self._schedules["grad_clip"],
-        lambda self, value: self._set_schedule("grad_clip", value),
-        doc="The gradient-norm clipping threshold schedule (0 = no clipping).",
-    )
+    learn_rate = _schedule_property("learn_rate", "The learning rate schedule.")
+    b1 = _schedule_property("b1", "Adam's beta1 (first-moment decay) schedule.")
+    b2 = _schedule_property("b2", "Adam's beta2 (second-moment decay) schedule.")
+    eps = _schedule_property("eps", "Adam's epsilon schedule.")
+    L2 = _schedule_property("L2", "The L2 penalty (or decoupled weight decay) schedule.")
+    grad_clip = _schedule_property("grad_clip", "The gradient-norm clipping threshold schedule (0 = no clipping).")
 
     @property
     def step(self) -> int:
@@ -267,10 +252,13 @@ class Optimizer:
             gradient += L2 * weights
         if values["grad_clip"]:
             gradient = ops.clip_gradient(gradient, values["grad_clip"])
-        if self.use_radam:
-            weights = self._radam(ops, key, weights, gradient, values, nr_update, lr_scale)
-        elif b1 > 0 and b2 > 0:
-            weights = self._adam(ops, key, weights, gradient, values, nr_update, lr_scale)
+        if self.use_radam or (b1 > 0 and b2 > 0):
+            mom1, mom2 = self._moments(ops, key, weights)
+            flat_weights = ops.reshape1f(weights, weights.size)
+            flat_gradient = ops.reshape1f(gradient, gradient.size)
+            update = _radam if self.use_radam else _adam
+            flat_weights = update(ops, flat_weights, flat_gradient, mom1, mom2, values, nr_update, lr_scale)
+            weights = ops.reshape_f(flat_weights, weights.shape)
         else:
             weights -= (lr_scale * learn_rate) * gradient
         gradient.fill(0)
@@ -297,47 +285,6 @@ class Optimizer:
             self.mom1[key] = ops.alloc1f(weights.size, dtype=weights.dtype)
             self.mom2[key] = ops.alloc1f(weights.size, dtype=weights.dtype)
         return self.mom1[key], self.mom2[key]
-
-    def _adam(
-        self, ops: Any, key: KeyT, weights: Any, gradient: Any, values: Dict[str, float], nr_update: int, lr_scale: float
-    ) -> Any:
-        b1, b2 = values["b1"], values["b2"]
-        mom1, mom2 = self._moments(ops, key, weights)
-        weights_1d = ops.reshape1f(weights, weights.size)
-        gradient_1d = ops.reshape1f(gradient, gradient.size)
-        # Bias correction folded into the step size, as the reference does.
-        learn_rate = values["learn_rate"] * math.sqrt(1.0 - b2**nr_update) / (1.0 - b1**nr_update)
-        weights_1d, _, _, _ = ops.adam(
-            weights_1d, gradient_1d, mom1, mom2, b1, b2, values["eps"], learn_rate * lr_scale
-        )
-        return ops.reshape_f(weights_1d, weights.shape)
-
-    def _radam(
-        self, ops: Any, key: KeyT, weights: Any, gradient: Any, values: Dict[str, float], nr_update: int, lr_scale: float
-    ) -> Any:
-        b1, b2, eps = values["b1"], values["b2"], values["eps"]
-        xp = ops.xp
-        mom1, mom2 = self._moments(ops, key, weights)
-        weights_1d = ops.reshape1f(weights, weights.size)
-        gradient_1d = ops.reshape1f(gradient, gradient.size)
-        mom1 *= b1
-        mom1 += (1.0 - b1) * gradient_1d
-        mom2 *= b2
-        mom2 += (1.0 - b2) * (gradient_1d * gradient_1d)
-        correction1 = 1.0 - b1**nr_update
-        correction2 = 1.0 - b2**nr_update
-        rho_inf = 2.0 / (1.0 - b2) - 1.0
-        rho = rho_inf - 2.0 * nr_update * b2**nr_update / correction2
-        step_size = values["learn_rate"] * lr_scale / correction1
-        if rho > 5.0:
-            # The variance of the adaptive rate is tractable: rectify it.
-            rect = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
-            denominator = xp.sqrt(mom2)
-            denominator += eps
-            weights_1d -= (step_size * rect * math.sqrt(correction2)) * (mom1 / denominator)
-        else:
-            weights_1d -= step_size * mom1
-        return ops.reshape_f(weights_1d, weights.shape)
 
     # Saving and restoring ------------------------------------------------------------------
 
@@ -406,6 +353,7 @@ class Optimizer:
         return self.from_dict(msgpack_loads(data), model=model)
 
     def from_disk(self, path: Union[str, Path], *, model: Any = None) -> "Optimizer":
+        """Restore the state :meth:`to_disk` wrote; pass `model` if it was saved with one."""
         return self.from_bytes(read_bytes(path, what="optimizer"), model=model)
 
     def _plan_load(self, msg: Any, model: Any) -> Dict[str, Any]:
@@ -453,6 +401,42 @@ class Optimizer:
             _check_entry(entry, key, size)
             params.append((key, entry, ops))
         return {"step": step, "last_score": last_score, "schedules": restorable, "params": params}
+
+
+def _adam(
+    ops: Any, weights: Any, gradient: Any, mom1: Any, mom2: Any, values: Dict[str, float], nr_update: int, lr_scale: float
+) -> Any:
+    """One Adam step on flat weights, gradient and moments; returns the weights."""
+    b1, b2 = values["b1"], values["b2"]
+    # Bias correction folded into the step size, as the reference does.
+    learn_rate = values["learn_rate"] * math.sqrt(1.0 - b2**nr_update) / (1.0 - b1**nr_update)
+    weights, _, _, _ = ops.adam(weights, gradient, mom1, mom2, b1, b2, values["eps"], learn_rate * lr_scale)
+    return weights
+
+
+def _radam(
+    ops: Any, weights: Any, gradient: Any, mom1: Any, mom2: Any, values: Dict[str, float], nr_update: int, lr_scale: float
+) -> Any:
+    """One RAdam step on flat weights, gradient and moments (as torch.optim.RAdam); returns the weights."""
+    b1, b2, eps = values["b1"], values["b2"], values["eps"]
+    mom1 *= b1
+    mom1 += (1.0 - b1) * gradient
+    mom2 *= b2
+    mom2 += (1.0 - b2) * (gradient * gradient)
+    correction1 = 1.0 - b1**nr_update
+    correction2 = 1.0 - b2**nr_update
+    rho_inf = 2.0 / (1.0 - b2) - 1.0
+    rho = rho_inf - 2.0 * nr_update * b2**nr_update / correction2
+    step_size = values["learn_rate"] * lr_scale / correction1
+    if rho > 5.0:
+        # The variance of the adaptive rate is tractable: rectify it.
+        rect = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        denominator = ops.xp.sqrt(mom2)
+        denominator += eps
+        weights -= (step_size * rect * math.sqrt(correction2)) * (mom1 / denominator)
+    else:
+        weights -= step_size * mom1
+    return weights
 
 
 def _sort_key(key: KeyT) -> Tuple[str, str]:
