@@ -8,6 +8,8 @@ import importlib
 
 import numpy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import composa
 from composa import (
@@ -23,6 +25,7 @@ from composa import (
     NumpyOps,
     Padded,
     PyTorchWrapper,
+    SequenceCategoricalCrossentropy,
     Ragged,
     Relu,
     Softmax,
@@ -37,6 +40,7 @@ from composa import (
     reduce_mean,
     registry,
     residual,
+    strings2arrays,
     to_categorical,
     use_ops,
     with_array,
@@ -44,7 +48,8 @@ from composa import (
 )
 from composa.initializers import glorot_uniform_init, he_normal_init, zero_init
 from composa.testing import check_gradients
-from composa.types import Floats2d, Ints1d, Ints2d
+from composa.types import ArgsKwargs, Floats2d, Ints1d, Ints2d
+from composa.util import torch2xp, xp2torch
 
 N_CLASSES = 3
 
@@ -244,6 +249,93 @@ def test_pytorch_wrapper_trains_inside_a_composa_chain(tmp_path):
     model.to_disk(tmp_path / "model")
     restored = build().from_disk(tmp_path / "model")
     numpy.testing.assert_allclose(restored.predict(X), model.predict(X), rtol=1e-6)
+
+
+def test_the_basic_tagger_from_thincs_tutorial():
+    fix_random_seed(0)
+    width, n_tags = 8, 3
+    with Model.define_operators({">>": chain}):
+        model = strings2arrays() >> with_array(
+            HashEmbed(nO=width, nV=50, column=0)
+            >> expand_window(window_size=1)
+            >> Relu(nO=width, nI=width * 3)
+            >> Relu(nO=width, nI=width)
+            >> Softmax(nO=n_tags, nI=width)
+        )
+    sentences = [["the", "dog", "runs"], ["a", "cat"]]
+    tags = [numpy.asarray([0, 1, 2]), numpy.asarray([0, 1])]
+    model.initialize(X=sentences[:1], Y=[to_categorical(tags[0], n_classes=n_tags)])
+    loss_calc = SequenceCategoricalCrossentropy()
+    optimizer = Adam(0.05)
+    for _ in range(30):
+        guesses, backprop = model.begin_update(sentences)
+        d_guesses, loss = loss_calc(guesses, tags)
+        backprop(d_guesses)
+        model.finish_update(optimizer)
+    assert [guess.argmax(axis=1).tolist() for guess in model.predict(sentences)] == [t.tolist() for t in tags]
+
+
+def test_the_legacy_colon_interpolation_of_thinc_8_configs_still_resolves():
+    config = Config().from_str(
+        """
+        [hyper_params]
+        n_hidden = 32
+        dropout = 0.2
+
+        [model]
+        @layers = "chain.v1"
+
+        [model.*.relu1]
+        @layers = "Relu.v1"
+        nO = ${hyper_params:n_hidden}
+        dropout = ${hyper_params:dropout}
+
+        [model.*.softmax]
+        @layers = "Softmax.v1"
+        """
+    )
+    model = registry.resolve(config)["model"]
+    assert model.name == "relu>>dropout>>softmax"
+    assert model.layers[0].layers[0].get_dim("nO") == 32
+
+
+def test_pytorch_wrapper_with_thinc_style_converters():
+    torch = pytest.importorskip("torch")
+
+    def convert_inputs(model, X, is_train):
+        def backprop(d_inputs: ArgsKwargs):
+            return torch2xp(d_inputs.args[0])
+
+        return ArgsKwargs(args=(xp2torch(X, requires_grad=is_train),), kwargs={}), backprop
+
+    def convert_outputs(model, inputs_outputs, is_train):
+        _, Y_torch = inputs_outputs
+
+        def backprop(dY):
+            return ArgsKwargs(args=(Y_torch,), kwargs={"grad_tensors": xp2torch(dY)})
+
+        return torch2xp(Y_torch), backprop
+
+    linear = torch.nn.Linear(4, 2)
+    model = PyTorchWrapper(linear, convert_inputs=convert_inputs, convert_outputs=convert_outputs)
+    X = numpy.random.uniform(-1, 1, (3, 4)).astype("f")
+    Y, backprop = model.begin_update(X)
+    dX = backprop(numpy.ones((3, 2), dtype="f"))
+    expected = linear.weight.detach().numpy().sum(axis=0)
+    numpy.testing.assert_allclose(dX, numpy.tile(expected, (3, 1)), rtol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(widths=st.lists(st.integers(1, 6), min_size=2, max_size=4), n_rows=st.integers(0, 5))
+def test_bytes_round_trip_gives_the_same_predictions_for_any_mlp(widths, n_rows):
+    def build():
+        return chain(*[Relu(width) for width in widths[1:]], Softmax(2))
+
+    model = build()
+    model.initialize(X=numpy.ones((2, widths[0]), dtype="f"))
+    X = numpy.random.default_rng(n_rows).uniform(-1, 1, (n_rows, widths[0])).astype("f")
+    restored = build().from_bytes(model.to_bytes())
+    numpy.testing.assert_array_equal(restored.predict(X), model.predict(X))
 
 
 def test_current_ops_and_use_ops():
