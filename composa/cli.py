@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="overwrite a training run already in DIR")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (epoch table only)")
     train.add_argument("--no-plot", action="store_true", help="do not write learning_curves.png")
-    train.add_argument("--gpu-id", type=int, default=-1, metavar="N", help="run on CUDA GPU N (needs cupy; default: CPU)")
+    _add_gpu_option(train)
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser(
@@ -143,10 +143,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Evaluate the model in DIR on DATA (.npz with X and y, .csv with the label last, "
         ".jsonl with x and y), or on the dev split of its config's [data] when DATA is left out.",
     )
-    evaluate.add_argument("directory", metavar="DIR", help="a directory written by composa train")
+    _add_directory_argument(evaluate)
     evaluate.add_argument("data", nargs="?", metavar="DATA", help="labelled rows (default: the dev split)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    evaluate.add_argument("--gpu-id", type=int, default=-1, metavar="N", help="run on CUDA GPU N (needs cupy; default: CPU)")
+    _add_gpu_option(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser(
@@ -154,11 +154,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Predict a class for each feature row of INPUT (.npy, .csv, .jsonl) with the model in DIR. "
         "Prints one class per line, or writes OUTPUT (.jsonl, .csv or .npy).",
     )
-    predict.add_argument("directory", metavar="DIR", help="a directory written by composa train")
+    _add_directory_argument(predict)
     predict.add_argument("input", metavar="INPUT", help="feature rows: .npy, .npz (X), .csv or .jsonl")
     predict.add_argument("--output", "-o", metavar="FILE", help="write predictions to .jsonl, .csv or .npy")
     predict.add_argument("--probabilities", action="store_true", help="include class probabilities")
-    predict.add_argument("--gpu-id", type=int, default=-1, metavar="N", help="run on CUDA GPU N (needs cupy; default: CPU)")
+    _add_gpu_option(predict)
     predict.set_defaults(handler=_predict)
 
     config = commands.add_parser(
@@ -168,6 +168,14 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("config", nargs="?", help="a .cfg file (default: the bundled composa/default.cfg)")
     config.set_defaults(handler=_config)
     return parser
+
+
+def _add_gpu_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--gpu-id", type=int, default=-1, metavar="N", help="run on CUDA GPU N (needs cupy; default: CPU)")
+
+
+def _add_directory_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("directory", metavar="DIR", help="a directory written by composa train")
 
 
 def _train(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:

@@ -13,9 +13,8 @@ from typing import Any, Optional
 
 from .backends.cupy_ops import has_cupy, has_cupy_gpu
 
-__all__ = [
-    "has_cupy",
-    "has_cupy_gpu",
+# Flags that need torch imported: computed on first access by the module __getattr__.
+_LAZY_FLAGS = (
     "has_torch",
     "torch_version",
     "has_torch_cuda_gpu",
@@ -23,6 +22,12 @@ __all__ = [
     "has_torch_mps_gpu",
     "has_torch_amp",
     "has_gpu",
+)
+
+__all__ = [
+    "has_cupy",
+    "has_cupy_gpu",
+    *_LAZY_FLAGS,
     "has_tensorflow",
     "has_mxnet",
     "has_blis",
@@ -31,7 +36,6 @@ __all__ = [
     "enable_tensorflow",
     "enable_mxnet",
 ]
-
 
 
 def _installed(name: str) -> bool:
@@ -47,17 +51,6 @@ has_mxnet = _installed("mxnet")
 has_blis = _installed("blis")
 has_apple_ops = False
 has_os_signpost = False
-
-_LAZY_FLAGS = (
-    "has_torch",
-    "torch_version",
-    "has_torch_cuda_gpu",
-    "has_torch_mps",
-    "has_torch_mps_gpu",
-    "has_torch_amp",
-    "has_gpu",
-)
-
 
 @functools.lru_cache(maxsize=None)
 def _torch() -> Optional[Any]:
@@ -112,13 +105,14 @@ def __getattr__(name: str) -> Any:
 
 def enable_tensorflow() -> None:
     """Import TensorFlow for the (deprecated) TensorFlow wrapper; composa does not ship one."""
-    warnings.warn(
-        "TensorFlow support is deprecated; composa has no TensorFlowWrapper", DeprecationWarning
-    )
-    importlib.import_module("tensorflow")
+    _enable_deprecated("TensorFlow", "tensorflow")
 
 
 def enable_mxnet() -> None:
     """Import MXNet for the (deprecated) MXNet wrapper; composa does not ship one."""
-    warnings.warn("MXNet support is deprecated; composa has no MXNetWrapper", DeprecationWarning)
-    importlib.import_module("mxnet")
+    _enable_deprecated("MXNet", "mxnet")
+
+
+def _enable_deprecated(framework: str, module_name: str) -> None:
+    warnings.warn(f"{framework} support is deprecated; composa has no {framework}Wrapper", DeprecationWarning)
+    importlib.import_module(module_name)

@@ -2,18 +2,18 @@
 
     .venv/bin/python examples/mlp_digits.py [--epochs 10] [--seed 0]
 
-Everything is local: ``load_digits`` ships inside scikit-learn (no download). The
-script shows the training pieces working together: operators (``>>``), Dropout,
-``ops.multibatch`` with a growing batch-size schedule, Adam with a learning-rate
-schedule, ``CategoricalCrossentropy``, parameter averaging and saving a checkpoint
-(model + optimizer state) that a later run could resume from.
+Everything is local: the digits ship inside scikit-learn (no download), and
+``composa.datasets.digits`` scales and splits them. The script shows the training
+pieces working together: operators (``>>``), Dropout, ``ops.multibatch`` with a
+growing batch-size schedule, Adam with a learning-rate schedule,
+``CategoricalCrossentropy``, parameter averaging and saving a checkpoint (model +
+optimizer state) that a later run could resume from.
 """
 import argparse
 import tempfile
 from pathlib import Path
 
 import numpy
-from sklearn.datasets import load_digits
 
 from composa import (
     Adam,
@@ -27,19 +27,12 @@ from composa import (
     fix_random_seed,
     slanted_triangular,
 )
-
-
-def load_data(n_test: int = 360):
-    """Shuffled digits as float32 pixels in [0, 1] and int32 labels: (train, test)."""
-    X, y = load_digits(return_X_y=True)
-    order = numpy.random.RandomState(0).permutation(len(X))
-    X, y = (X[order] / 16.0).astype("float32"), y[order].astype("int32")
-    return (X[n_test:], y[n_test:]), (X[:n_test], y[:n_test])
+from composa.datasets import digits
 
 
 def main(n_epochs: int = 10, seed: int = 0) -> float:
     fix_random_seed(seed)
-    (train_X, train_y), (test_X, test_y) = load_data()
+    (train_X, train_y), (test_X, test_y) = digits(dev_fraction=0.2)
     with Model.define_operators({">>": chain}):
         model = Relu(64) >> Dropout(0.1) >> Relu(64) >> Dropout(0.1) >> Softmax()
     model.initialize(X=train_X[:5], Y=numpy.zeros((5, 10), dtype="float32"))
