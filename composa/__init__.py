@@ -28,7 +28,13 @@ from .archive import ArchiveError, load  # noqa: F401
 
 
 def _public_names() -> list:
-    return sorted(name for name in globals() if not name.startswith("_"))
+    import types
+
+    return sorted(
+        name
+        for name, value in globals().items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    )
 
 
 __all__ = _public_names()

@@ -35,7 +35,14 @@ from .errors import (
     UnknownNameError,
     UnsetValueError,
 )
-from .serialize import msgpack_dumps, msgpack_loads, read_bytes, write_bytes_atomic
+from .serialize import (
+    dumps_with_checksum,
+    loads_with_checksum,
+    msgpack_dumps,
+    msgpack_loads,
+    read_bytes,
+    write_bytes_atomic,
+)
 from .types import Unserializable
 
 __all__ = [
@@ -54,6 +61,7 @@ OutT = TypeVar("OutT")
 SelfT = TypeVar("SelfT", bound="Model")
 
 FORMAT_VERSION = 1
+_MESSAGE_KEYS = ("composa", "nodes", "attrs", "params", "shims")
 _WALK_ORDERS = ("bfs", "dfs_pre", "dfs_post")
 _OPERATORS = {
     "__add__": "+",
@@ -573,8 +581,8 @@ class Model(Generic[InT, OutT]):
         return msg
 
     def to_bytes(self) -> bytes:
-        """msgpack bytes of :meth:`to_dict`; the same model always gives the same bytes."""
-        return msgpack_dumps(self.to_dict())
+        """msgpack bytes of :meth:`to_dict` plus a CRC-32 checksum; the same model gives the same bytes."""
+        return dumps_with_checksum(self.to_dict())
 
     def to_disk(self, path: Union[str, Path]) -> None:
         """Write :meth:`to_bytes` to one file, atomically (temp file, fsync, rename)."""
@@ -582,7 +590,7 @@ class Model(Generic[InT, OutT]):
 
     def from_bytes(self: SelfT, bytes_data: bytes) -> SelfT:
         """Load bytes from :meth:`to_bytes`; on any problem raise and leave the model as it was."""
-        return self.from_dict(msgpack_loads(bytes_data))
+        return self.from_dict(loads_with_checksum(bytes_data))
 
     def from_disk(self: SelfT, path: Union[str, Path]) -> SelfT:
         return self.from_bytes(read_bytes(path))
@@ -622,7 +630,7 @@ class Model(Generic[InT, OutT]):
 
     def can_from_bytes(self, bytes_data: bytes, *, strict: bool = True) -> bool:
         try:
-            msg = msgpack_loads(bytes_data)
+            msg = loads_with_checksum(bytes_data)
         except SerializationError:
             return False
         return self.can_from_dict(msg, strict=strict)
@@ -714,6 +722,9 @@ def _plan_load(nodes: List[Model], msg: Any, *, strict: bool = True) -> List[Dic
     """Check every field of `msg` against `nodes`; return what to apply, per node."""
     if not isinstance(msg, dict) or "nodes" not in msg:
         raise SerializationError("these bytes are not a serialised composa model (no 'nodes')")
+    unknown = sorted(str(key) for key in msg if key not in _MESSAGE_KEYS)
+    if unknown:
+        raise SerializationError(f"unexpected fields {unknown} in the model bytes (damaged data?)")
     version = msg.get("composa", FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise SerializationError(

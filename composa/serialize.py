@@ -8,15 +8,23 @@ small and well kept, and it lets us own the array extension and its checks.
 """
 import os
 import tempfile
+import zlib
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Dict, Union
 
 import msgpack
 import numpy
 
 from .errors import SerializationError
 
-__all__ = ["msgpack_dumps", "msgpack_loads", "write_bytes_atomic", "read_bytes"]
+__all__ = [
+    "msgpack_dumps",
+    "msgpack_loads",
+    "dumps_with_checksum",
+    "loads_with_checksum",
+    "write_bytes_atomic",
+    "read_bytes",
+]
 
 ARRAY_EXT = 42
 TUPLE_EXT = 43
@@ -55,7 +63,7 @@ def _decode_array(payload: bytes) -> numpy.ndarray:
         raise SerializationError("malformed array: wrong field types")
     try:
         dtype = numpy.dtype(dtype_str)
-    except TypeError as error:
+    except (TypeError, ValueError, SyntaxError) as error:  # numpy raises any of these
         raise SerializationError(f"malformed array: unknown dtype {dtype_str!r}") from error
     if dtype.kind not in _ALLOWED_DTYPE_KINDS or dtype.fields is not None:
         raise SerializationError(f"refusing array dtype {dtype_str!r}: only numeric data loads")
@@ -94,6 +102,63 @@ def msgpack_loads(data: bytes) -> Any:
         raise
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
         raise SerializationError(f"the data is not valid composa msgpack: {error}") from error
+
+
+CHECKSUM_KEY = "checksum"
+
+
+def dumps_with_checksum(data: Dict[str, Any]) -> bytes:
+    """A msgpack map of `data` plus a ``"checksum"`` entry: CRC-32 of the encoded items.
+
+    It is still plain msgpack (``msgpack.unpackb`` gives a dict), and
+    :func:`loads_with_checksum` detects any flipped bit inside the values.
+    """
+    packer = msgpack.Packer(default=_encode, use_bin_type=True, strict_types=True)
+    parts = [packer.pack_map_header(len(data) + 1)]
+    checksum = 0
+    for key, value in data.items():
+        encoded = packer.pack(key) + packer.pack(value)
+        checksum = zlib.crc32(encoded, checksum)
+        parts.append(encoded)
+    parts += [packer.pack(CHECKSUM_KEY), packer.pack(checksum)]
+    return b"".join(parts)
+
+
+def loads_with_checksum(data: bytes) -> Any:
+    """Decode bytes from :func:`dumps_with_checksum`, verifying the checksum when present.
+
+    Anything that is not a msgpack map is decoded as usual (so the caller can say
+    what it expected); a map whose checksum does not match raises SerializationError.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise SerializationError(f"expected bytes, got {type(data).__name__}")
+    unpacker = msgpack.Unpacker(
+        ext_hook=_ext_hook, raw=False, strict_map_key=False, max_buffer_size=max(len(data), 1)
+    )
+    unpacker.feed(data)
+    try:
+        size = unpacker.read_map_header()
+    except (ValueError, msgpack.UnpackException):
+        return msgpack_loads(data)
+    view = memoryview(data)
+    try:
+        result: Dict[Any, Any] = {}
+        checksum = 0
+        for _ in range(size):
+            start = unpacker.tell()
+            key = unpacker.unpack()
+            result[key] = unpacker.unpack()
+            if key != CHECKSUM_KEY:
+                checksum = zlib.crc32(view[start : unpacker.tell()], checksum)
+        if unpacker.tell() != len(data):
+            raise SerializationError(f"{len(data) - unpacker.tell()} unexpected bytes after the data")
+    except SerializationError:
+        raise
+    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as error:
+        raise SerializationError(f"the data is not valid composa msgpack: {error}") from error
+    if CHECKSUM_KEY in result and result.pop(CHECKSUM_KEY) != checksum:
+        raise SerializationError("checksum mismatch: the data is corrupted (a changed or damaged file?)")
+    return result
 
 
 def write_bytes_atomic(path: Union[str, Path], data: bytes) -> None:

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 from composa import ArgsKwargs, Model, PyTorchWrapper  # noqa: E402
 from composa.compat import has_torch_cuda_gpu  # noqa: E402
 from composa.errors import ConfigurationError, SerializationError, ShapeMismatchError  # noqa: E402
-from composa.serialize import msgpack_dumps, msgpack_loads  # noqa: E402
+from composa.serialize import loads_with_checksum, msgpack_dumps, msgpack_loads  # noqa: E402
 from composa.shims import PyTorchGradScaler, PyTorchShim  # noqa: E402
 
 
@@ -273,7 +273,7 @@ def test_a_torch_save_payload_with_code_is_refused_and_runs_nothing(tmp_path):
 def test_a_pickle_inside_model_bytes_is_refused_and_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
     model = PyTorchWrapper(make_module())
-    msg = msgpack_loads(model.to_bytes())
+    msg = loads_with_checksum(model.to_bytes())
     msg["shims"][0] = [pickle.dumps(MakesAFile(str(marker)))]
     with pytest.raises(SerializationError, match="pickle"):
         model.from_bytes(msgpack_dumps(msg))
