@@ -65,12 +65,8 @@ def test_python_block_runs(setup, code, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="composa.__all__ lists its submodules (model, config, loss, types, ...), "
-    "so `from composa import *` rebinds names such as `model` and `loss`",
-)
 def test_star_import_brings_no_modules():
+    """`from composa import *` must not rebind a script's `model`, `loss` or `config` to submodules."""
     namespace = {}
     exec("from composa import *", namespace)
     assert [name for name, value in namespace.items() if isinstance(value, types.ModuleType)] == []

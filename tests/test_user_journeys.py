@@ -27,6 +27,7 @@ from composa import (
     Linear,
     LSTM,
     Model,
+    Padded,
     Ragged,
     Relu,
     SerializationError,
@@ -467,3 +468,48 @@ def test_loss_with_labels_out_of_range_names_the_loss():
 def test_to_gpu_without_cupy_is_a_clear_error():
     with pytest.raises(ComposaError, match="to_gpu"):
         trained_classifier().to_gpu(0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a list of sequences of different widths reaches numpy.concatenate in Ops.flatten/list2padded: "
+    "a bare numpy ValueError without the layer's name",
+)
+@pytest.mark.parametrize(
+    "model",
+    [list2ragged(), with_array(Relu(2, 5)), with_padded(LSTM(2, 5))],
+    ids=["list2ragged", "with_array", "with_padded"],
+)
+def test_sequences_of_different_widths_are_a_clear_error(model):
+    model.initialize()
+    with pytest.raises(ShapeMismatchError, match=model.name.split("(")[0]):
+        model.predict([numpy.ones((4, 5), "f"), numpy.ones((2, 3), "f")])
+
+
+def _wrong_gradient_for(name: str):
+    """A gradient that does not fit the forward output of the conversion layer `name`."""
+    one_sequence_too_short = numpy.ones((3, 5), "f")
+    return {
+        "list2array": one_sequence_too_short,
+        "list2ragged": Ragged(one_sequence_too_short, numpy.asarray([3], "i")),
+        "ragged2list": [numpy.ones((2, 5), "f")],
+        "list2padded": Padded(
+            numpy.ones((4, 1, 5), "f"), numpy.ones(4, "i"), numpy.asarray([4], "i"), numpy.asarray([0], "i")
+        ),
+    }[name]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="list2array/list2ragged/ragged2list/list2padded backprop do not check the gradient against the "
+    "forward output: errors come from ops without the layer's name, or (list2padded) none at all",
+)
+@pytest.mark.parametrize("name", ["list2array", "list2ragged", "ragged2list", "list2padded"])
+def test_conversion_layers_check_the_gradient_they_get(name):
+    model = getattr(composa, name)()
+    X = [numpy.ones((4, 5), "f"), numpy.ones((2, 5), "f")]
+    if name == "ragged2list":
+        X = Ragged(numpy.ones((4, 5), "f"), numpy.asarray([1, 3], "i"))
+    _, backprop = model.begin_update(X)
+    with pytest.raises(ShapeMismatchError, match=name):
+        backprop(_wrong_gradient_for(name))
