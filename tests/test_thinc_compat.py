@@ -5,6 +5,7 @@ blocks and training loop are the ones Thinc's docs teach, with only the package 
 changed. The last tests check the export surface name by name.
 """
 import importlib
+import inspect
 
 import numpy
 import pytest
@@ -493,3 +494,62 @@ def _is_registered(name: str) -> bool:
 def test_thinc_submodule_imports(module, names):
     imported = importlib.import_module(module)
     assert [name for name in names if not hasattr(imported, name)] == []
+
+
+# Configs pass arguments by keyword, so Thinc's parameter names are part of the API.
+THINC_CONFIG_KEYWORDS = {
+    "clone.v1": "orig n",
+    "residual.v1": "layer",
+    "expand_window.v1": "window_size",
+    "HashEmbed.v1": "nO nV seed column initializer dropout",
+    "Embed.v1": "nO nV column initializer dropout",
+    "Maxout.v1": "nO nI nP init_W init_b dropout normalize",
+    "LSTM.v1": "nO nI bi depth dropout init_W init_b",
+    "PyTorchLSTM.v1": "nO nI bi depth dropout",
+    "remap_ids.v1": "mapping_table default dtype",
+    "remap_ids.v2": "mapping_table default column",
+    "premap_ids.v1": "mapping_table default column",
+    "uniqued.v1": "layer column",
+    "siamese.v1": "layer similarity",
+    "with_getitem.v1": "idx layer",
+    "tuplify.v1": "layer1 layer2 layers",
+    "add.v1": "layer1 layer2 layers",
+    "with_cpu.v1": "layer ops",
+    "resizable.v1": "layer resize_layer",
+    "bidirectional.v1": "l2r r2l",
+    "with_array.v1": "layer pad",
+    "with_array2d.v1": "layer pad",
+    "with_padded.v1": "layer",
+    "with_flatten.v2": "layer",
+    "Softmax.v2": "nO nI init_W init_b normalize_outputs temperature",
+    "ParametricAttention.v2": "key_transform nO",
+    "MultiSoftmax.v1": "nOs nI",
+    "SparseLinear.v2": "nO length",
+    "Dropout.v1": "rate",
+    "ClippedLinear.v1": "nO nI init_W init_b dropout normalize slope offset min_val max_val",
+    "ReluK.v1": "nO nI init_W init_b dropout normalize k",
+    "PyTorchWrapper.v3": "pytorch_model convert_inputs convert_outputs mixed_precision grad_scaler device "
+    "serialize_model deserialize_model",
+    "PyTorchRNNWrapper.v1": "pytorch_model convert_inputs convert_outputs",
+}
+
+
+@pytest.mark.parametrize("name, keywords", sorted(THINC_CONFIG_KEYWORDS.items()))
+def test_registered_layers_take_thincs_keyword_names(name, keywords):
+    parameters = inspect.signature(registry.layers.get(name)).parameters
+    assert [keyword for keyword in keywords.split() if keyword not in parameters] == []
+
+
+@pytest.mark.parametrize(
+    "section, names",
+    [
+        ("optimizers", ["Adam.v1", "RAdam.v1", "SGD.v1"]),
+        ("losses", ["CategoricalCrossentropy.v3", "SequenceCategoricalCrossentropy.v3", "L2Distance.v1", "CosineDistance.v1"]),
+        ("schedules", ["compounding.v1", "constant.v1", "constant_then.v1", "cyclic_triangular.v1", "decaying.v1",
+                       "plateau.v1", "slanted_triangular.v1", "warmup_linear.v1"]),
+        ("initializers", ["glorot_uniform_init.v1", "he_normal_init.v1", "normal_init.v1", "uniform_init.v1", "zero_init.v1"]),
+    ],
+)
+def test_the_other_registries_have_thincs_names(section, names):
+    registered = getattr(registry, section).get_all()
+    assert [name for name in names if name not in registered] == []
