@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import composa
 from composa import (
@@ -358,6 +360,19 @@ def test_wrong_input_is_a_clear_error_naming_the_layer(build, X, error, fragment
         model.predict(X)
     assert all(fragment in str(caught.value) for fragment in fragments), str(caught.value)
     assert isinstance(caught.value, (ValueError, KeyError, TypeError))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_in=st.integers(1, 8), wrong=st.integers(1, 8), n_rows=st.integers(0, 4), depth=st.integers(1, 3))
+def test_any_wrong_width_names_the_first_layer_and_both_widths(n_in, wrong, n_rows, depth):
+    if wrong == n_in:
+        wrong += 1
+    model = chain(*[Relu(4) for _ in range(depth)], Softmax(2)).initialize(X=numpy.zeros((1, n_in), "f"))
+    with pytest.raises(ShapeMismatchError) as caught:
+        model.predict(numpy.zeros((n_rows, wrong), "f"))
+    message = str(caught.value)
+    assert message.startswith("chain>") and "relu[0]" in message
+    assert f"nI={n_in}" in message and f"({n_rows}, {wrong})" in message
 
 
 def test_a_gradient_of_the_wrong_shape_names_the_layer():
