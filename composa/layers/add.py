@@ -18,14 +18,9 @@ __all__ = ["add"]
 @registry.layers("add.v1")
 def add(layer1: Model, layer2: Model, *layers: Model) -> Model:
     """Sum the outputs of layers that all see the same input: ``add(f, g)(X) == f(X) + g(X)``."""
-    children: List[Model] = [layer1, layer2, *layers]
-    if layer1._func is forward:
-        # Flatten ``(a + b) + c`` into one node, without touching the given one.
-        children = [*layer1.layers, layer2, *layers]
-    dims: dict = {"nO": None}
-    if all(child.has_dim("nI") is not False for child in children):
-        dims["nI"] = None
-    model = Model("add", forward, init=init, dims=dims, layers=children)
+    # Flatten ``(a + b) + c`` into one node, without touching the given one.
+    children = flatten_nested(forward, [layer1, layer2, *layers])
+    model = Model("add", forward, init=init, dims=fan_out_dims(children), layers=children)
     _copy_known_dims(model)
     return model
 
@@ -33,23 +28,12 @@ def add(layer1: Model, layer2: Model, *layers: Model) -> Model:
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     if not model.layers:
         return X, _identity
-    outputs = []
-    callbacks = []
-    for i, layer in enumerate(model.layers):
-        with child_errors("add", i):
-            Y_i, backprop_i = layer(X, is_train=is_train)
-        outputs.append(Y_i)
-        callbacks.append(backprop_i)
-    Y = sum_outputs(outputs, "add")
+    outputs, callbacks = run_each(model, "add", X, is_train)
 
     def backprop(dY: Any) -> Any:
-        d_inputs = []
-        for i, callback in enumerate(callbacks):
-            with child_errors("add", i):
-                d_inputs.append(callback(dY))
-        return sum_outputs(d_inputs, "add (backprop)")
+        return backprop_each("add", callbacks, [dY] * len(callbacks))
 
-    return Y, backprop
+    return sum_outputs(outputs, "add"), backprop
 
 
 def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
@@ -71,6 +55,49 @@ def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Mode
     if not widths and Y is not None:
         model.set_dim("nO", get_width(Y), force=True)
     return model
+
+
+def flatten_nested(forward: Callable, children: List[Model]) -> List[Model]:
+    """The children, with a first child built by the same combinator (`forward`) replaced by its own."""
+    if children[0]._func is forward:
+        return [*children[0].layers, *children[1:]]
+    return children
+
+
+def fan_out_dims(children: Sequence[Model]) -> dict:
+    """The dims of a node that feeds one input to all `children`: nO, and nI unless a child has none."""
+    dims: dict = {"nO": None}
+    if all(child.has_dim("nI") is not False for child in children):
+        dims["nI"] = None
+    return dims
+
+
+def copy_shared_nI(model: Model) -> None:
+    """Set the node's nI when all its children agree on a known one."""
+    widths_in = {layer.maybe_get_dim("nI") for layer in model.layers}
+    if model.has_dim("nI") is not False and len(widths_in) == 1 and None not in widths_in:
+        model.set_dim("nI", widths_in.pop(), force=True)
+
+
+def run_each(model: Model, label: str, X: Any, is_train: bool) -> Tuple[List[Any], List[Callable]]:
+    """Run every child of `model` on the same X: their outputs and backprop callbacks."""
+    outputs = []
+    callbacks = []
+    for i, layer in enumerate(model.layers):
+        with child_errors(label, i):
+            Y_i, backprop_i = layer(X, is_train=is_train)
+        outputs.append(Y_i)
+        callbacks.append(backprop_i)
+    return outputs, callbacks
+
+
+def backprop_each(label: str, callbacks: Sequence[Callable], d_outputs: Sequence[Any]) -> Any:
+    """Backprop each child's output gradient and sum the input gradients they return."""
+    d_inputs = []
+    for i, (callback, d_output) in enumerate(zip(callbacks, d_outputs)):
+        with child_errors(label, i):
+            d_inputs.append(callback(d_output))
+    return sum_outputs(d_inputs, f"{label} (backprop)")
 
 
 def sum_outputs(values: Sequence[Any], label: str) -> Any:
@@ -120,9 +147,7 @@ def _sum_arrays(arrays: Sequence[Any], label: str) -> Any:
 def _copy_known_dims(model: Model) -> None:
     if not model.layers:
         return
-    widths_in = {layer.maybe_get_dim("nI") for layer in model.layers}
-    if model.has_dim("nI") is not False and len(widths_in) == 1 and None not in widths_in:
-        model.set_dim("nI", widths_in.pop(), force=True)
+    copy_shared_nI(model)
     for layer in model.layers:
         if layer.has_dim("nO"):
             model.set_dim("nO", layer.get_dim("nO"), force=True)

@@ -11,7 +11,7 @@ from ..errors import ShapeMismatchError, child_errors, describe
 from ..model import Model
 from ..types import Padded, Ragged
 from ..util import get_width
-from .add import sum_outputs
+from .add import backprop_each, copy_shared_nI, fan_out_dims, flatten_nested, run_each
 from .chain import output_width
 from .noop import noop
 
@@ -25,25 +25,16 @@ def concatenate(*layers: Model) -> Model:
         return noop()
     if len(layers) == 1:
         return layers[0]
-    children: List[Model] = list(layers)
-    if children[0]._func is forward:
-        children = [*children[0].layers, *children[1:]]
-    dims: dict = {"nO": None}
-    if all(child.has_dim("nI") is not False for child in children):
-        dims["nI"] = None
-    model = Model("|".join(child.name for child in children), forward, init=init, dims=dims, layers=children)
+    children = flatten_nested(forward, list(layers))
+    model = Model(
+        "|".join(child.name for child in children), forward, init=init, dims=fan_out_dims(children), layers=children
+    )
     _set_known_dims(model)
     return model
 
 
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
-    outputs = []
-    callbacks = []
-    for i, layer in enumerate(model.layers):
-        with child_errors("concatenate", i):
-            Y_i, backprop_i = layer(X, is_train=is_train)
-        outputs.append(Y_i)
-        callbacks.append(backprop_i)
+    outputs, callbacks = run_each(model, "concatenate", X, is_train)
     first = outputs[0]
     if isinstance(first, Ragged):
         data, widths = _join(model, [Y_i.data for Y_i in outputs])
@@ -73,11 +64,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
                 d_outputs = [model.ops.unflatten(piece, lengths) for piece in pieces]
         else:
             d_outputs = _split(model, dY, widths)
-        d_inputs = []
-        for i, (callback, d_output) in enumerate(zip(callbacks, d_outputs)):
-            with child_errors("concatenate", i):
-                d_inputs.append(callback(d_output))
-        return sum_outputs(d_inputs, "concatenate (backprop)")
+        return backprop_each("concatenate", callbacks, d_outputs)
 
     return Y, backprop
 
@@ -126,9 +113,7 @@ def _split(model: Model, d_joined: Any, widths: List[int]) -> List[Any]:
 
 
 def _set_known_dims(model: Model) -> None:
-    widths_in = {layer.maybe_get_dim("nI") for layer in model.layers}
-    if model.has_dim("nI") is not False and len(widths_in) == 1 and None not in widths_in:
-        model.set_dim("nI", widths_in.pop(), force=True)
+    copy_shared_nI(model)
     widths_out = [layer.maybe_get_dim("nO") for layer in model.layers]
     if all(width is not None for width in widths_out):
         model.set_dim("nO", sum(widths_out), force=True)

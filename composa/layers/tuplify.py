@@ -4,7 +4,7 @@ from typing import Any, Callable, Optional, Tuple
 from ..config import registry
 from ..errors import ShapeMismatchError, child_errors, describe
 from ..model import Model
-from .add import sum_outputs
+from .add import backprop_each, run_each
 
 __all__ = ["tuplify"]
 
@@ -26,13 +26,7 @@ def tuplify(layer1: Model, layer2: Model, *layers: Model) -> Model:
 
 
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Tuple[Any, ...], Callable]:
-    outputs = []
-    callbacks = []
-    for i, layer in enumerate(model.layers):
-        with child_errors("tuplify", i):
-            Y_i, backprop_i = layer(X, is_train=is_train)
-        outputs.append(Y_i)
-        callbacks.append(backprop_i)
+    outputs, callbacks = run_each(model, "tuplify", X, is_train)
 
     def backprop(dY: Tuple[Any, ...]) -> Any:
         if not isinstance(dY, (tuple, list)) or len(dY) != len(callbacks):
@@ -40,11 +34,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Tuple[Any, ...], Call
                 f"expected a tuple of {len(callbacks)} gradients, got {describe(dY)}",
                 layer="tuplify",
             )
-        d_inputs = []
-        for i, (callback, d_output) in enumerate(zip(callbacks, dY)):
-            with child_errors("tuplify", i):
-                d_inputs.append(callback(d_output))
-        return sum_outputs(d_inputs, "tuplify (backprop)")
+        return backprop_each("tuplify", callbacks, dY)
 
     return tuple(outputs), backprop
 
