@@ -1116,29 +1116,47 @@ class Ops:
         d_params = self.alloc((params.shape[0],), dtype=params.dtype)
         dH0 = self.alloc((plan.depth, plan.dirs, nH), dtype=dY.dtype)
         dC0 = self.alloc((plan.depth, plan.dirs, nH), dtype=dY.dtype)
+        to_torch = self.xp.asarray(plan.to_torch_order)
         d_out = dY
         for layer in reversed(range(plan.depth)):
             d_input = None
             for direction in range(plan.dirs):
-                X_in, acts, C, Hprev, Cprev = layers[layer][direction]
-                W_ih, b_ih, W_hh, b_hh, slices = plan.weights(params, layer, direction)
+                X_in, acts, C, Y, h0, c0 = layers[layer][direction]
+                W_ih, _, W_hh, _, slices = plan.weights(params, layer, direction)
+                W_ih, W_hh = W_ih[plan.gate_order], W_hh[plan.gate_order]
                 dG, dh0, dc0 = self._lstm_backward_steps(
-                    d_out[:, direction * nH : (direction + 1) * nH], acts, C, Cprev, W_hh, plan, direction
+                    d_out[:, direction * nH : (direction + 1) * nH], acts, C, c0, W_hh, plan, direction
                 )
                 dH0[layer, direction] = dh0
                 dC0[layer, direction] = dc0
                 d_W_ih, d_b_ih, d_W_hh, d_b_hh = (d_params[s] for s in slices)
-                d_W_ih += (dG.T @ X_in).ravel()
-                d_bias = dG.sum(axis=0)
+                d_W_ih += self.gemm(dG, X_in, trans1=True)[to_torch].ravel()
+                d_bias = dG.sum(axis=0)[to_torch]
                 d_b_ih += d_bias
                 d_b_hh += d_bias
-                d_W_hh += (dG.T @ Hprev).ravel()
-                dX_dir = dG @ W_ih
-                d_input = dX_dir if d_input is None else d_input + dX_dir
+                d_W_hh += self._lstm_d_W_hh(dG, Y, h0, plan, direction)[to_torch].ravel()
+                if d_input is None:
+                    d_input = self.gemm(dG, W_ih)
+                else:
+                    d_input += self.gemm(dG, W_ih)
             d_out = d_input
         if return_initial:
             return d_out, d_params, dH0, dC0
         return d_out, d_params
+
+    def _lstm_d_W_hh(self, dG: Any, Y: Any, h0: Any, plan: "_LSTMPlan", direction: int) -> Any:
+        """``dG.T @ H_prev``, H_prev the state each row started from; sliced, not gathered, when
+        every step has the same rows."""
+        N, b = Y.shape[0], plan.batch
+        if N and all(size == b for size in plan.sizes):
+            first, rest = (slice(0, b), slice(b, N)) if direction == 0 else (slice(N - b, N), slice(0, N - b))
+            shifted = slice(0, N - b) if direction == 0 else slice(b, N)
+            d_W = self.gemm(dG[rest], Y[shifted], trans1=True)
+            d_W += dG[first].sum(axis=0)[:, None] * h0[None, :]
+            return d_W
+        prev = self.xp.asarray(plan.prev_rows(direction))
+        H_prev = self.xp.concatenate((Y, h0[None].astype(Y.dtype)))[prev]
+        return self.gemm(dG, H_prev, trans1=True)
 
     def _lstm_forward(
         self, params: Any, H0: Any, C0: Any, X: Any, size_at_t: Any, keep_state: bool
@@ -1151,89 +1169,144 @@ class Ops:
             states = []
             for direction in range(plan.dirs):
                 W_ih, b_ih, W_hh, b_hh, _ = plan.weights(params, layer, direction)
-                Y_dir, state = self._lstm_forward_steps(
-                    inputs, W_ih, b_ih + b_hh, W_hh, H0[layer, direction], C0[layer, direction], plan, direction
-                )
+                h0, c0 = H0[layer, direction], C0[layer, direction]
+                Y_dir, acts, C = self._lstm_forward_steps(inputs, W_ih, b_ih + b_hh, W_hh, h0, c0, plan, direction)
                 outputs.append(Y_dir)
-                states.append((inputs,) + state if keep_state else None)
+                states.append((inputs, acts, C, Y_dir, h0, c0) if keep_state else None)
             layers.append(states)
             inputs = outputs[0] if plan.dirs == 1 else self.xp.concatenate(outputs, axis=1)
         return inputs, (layers, X, plan)
 
     def _lstm_forward_steps(
         self, X: Any, W_ih: Any, bias: Any, W_hh: Any, h0: Any, c0: Any, plan: "_LSTMPlan", direction: int
-    ) -> Tuple[Any, Tuple[Any, Any, Any, Any]]:
+    ) -> Tuple[Any, Any, Any]:
+        """One layer and direction: (Y, gate activations, cell states), all (N, .) packed rows.
+
+        Gates are kept in the order (o, i, f, g) so that the three sigmoid gates are adjacent,
+        and the sigmoid rows of the weights are halved: then one tanh over all four gates and
+        ``0.5 t + 0.5`` on the first three give every activation, since
+        ``sigmoid(z) = 0.5 tanh(z / 2) + 0.5`` (halving is exact in floating point).
+        """
         xp = self.xp
         nH = plan.nH
         N = X.shape[0]
-        G_all = X @ W_ih.T
-        G_all += bias
-        acts = G_all  # gate pre-activations become activations in place, step by step
-        Y = self.alloc((N, nH), dtype=X.dtype, zeros=False)
-        C = self.alloc((N, nH), dtype=X.dtype, zeros=False)
-        Hprev = self.alloc((N, nH), dtype=X.dtype, zeros=False)
-        Cprev = self.alloc((N, nH), dtype=X.dtype, zeros=False)
-        hp = xp.empty((plan.batch, nH), dtype=X.dtype)
-        cp = xp.empty((plan.batch, nH), dtype=X.dtype)
+        dtype = X.dtype
+        scale = xp.asarray(plan.gate_scale(dtype))
+        W_ih = W_ih[plan.gate_order] * scale[:, None]
+        W_hh_T = xp.ascontiguousarray((W_hh[plan.gate_order] * scale[:, None]).T)
+        acts = self.gemm(X, W_ih, trans2=True)
+        acts += bias[plan.gate_order] * scale
+        Y = self.alloc((N, nH), dtype=dtype, zeros=False)
+        C = self.alloc((N, nH), dtype=dtype, zeros=False)
+        batch = plan.batch
+        recurrent = self.alloc((batch, 4 * nH), dtype=dtype, zeros=False)
+        product = self.alloc((batch, nH), dtype=dtype, zeros=False)
+        hp = self.alloc((batch, nH), dtype=dtype, zeros=False)
+        cp = self.alloc((batch, nH), dtype=dtype, zeros=False)
         hp[...] = h0
         cp[...] = c0
-        W_hh_T = xp.ascontiguousarray(W_hh.T)
+        prev_start, prev_size = 0, 0
         for t in plan.step_order(direction):
             start, b = plan.offsets[t], plan.sizes[t]
             end = start + b
-            h_prev, c_prev = hp[:b], cp[:b]
-            Hprev[start:end] = h_prev
-            Cprev[start:end] = c_prev
+            if prev_size >= b:  # every row continues a sequence: read the last step in place
+                h_prev, c_prev = Y[prev_start : prev_start + b], C[prev_start : prev_start + b]
+            else:  # some sequences start here (reverse direction): the rest take h0, c0
+                if prev_size:
+                    hp[:prev_size] = Y[prev_start : prev_start + prev_size]
+                    cp[:prev_size] = C[prev_start : prev_start + prev_size]
+                    hp[prev_size:b] = h0
+                    cp[prev_size:b] = c0
+                h_prev, c_prev = hp[:b], cp[:b]
             G = acts[start:end]
-            G += h_prev @ W_hh_T
-            self.sigmoid(G[:, : 2 * nH], inplace=True)
-            self.sigmoid(G[:, 3 * nH :], inplace=True)
-            xp.tanh(G[:, 2 * nH : 3 * nH], out=G[:, 2 * nH : 3 * nH])
+            G += self.gemm(h_prev, W_hh_T, out=recurrent[:b])
+            xp.tanh(G, out=G)
+            sig = G[:, : 3 * nH]
+            sig *= 0.5
+            sig += 0.5
             c = C[start:end]
-            xp.multiply(G[:, nH : 2 * nH], c_prev, out=c)
-            c += G[:, :nH] * G[:, 2 * nH : 3 * nH]
+            xp.multiply(G[:, 2 * nH : 3 * nH], c_prev, out=c)
+            c += xp.multiply(G[:, nH : 2 * nH], G[:, 3 * nH :], out=product[:b])
             h = Y[start:end]
             xp.tanh(c, out=h)
-            h *= G[:, 3 * nH :]
-            hp[:b] = h
-            cp[:b] = c
-        return Y, (acts, C, Hprev, Cprev)
+            h *= G[:, :nH]
+            prev_start, prev_size = start, b
+        return Y, acts, C
 
     def _lstm_backward_steps(
-        self, dY: Any, acts: Any, C: Any, Cprev: Any, W_hh: Any, plan: "_LSTMPlan", direction: int
+        self, dY: Any, acts: Any, C: Any, c0: Any, W_hh: Any, plan: "_LSTMPlan", direction: int
     ) -> Tuple[Any, Any, Any]:
+        """Gradients of the gate pre-activations (N, 4nH, order o, i, f, g), and of h0 and c0.
+
+        Each step works on its own few rows, which stay in cache: that is faster than
+        computing the step-independent factors for all N rows up front (those passes are
+        memory-bound and strided).
+        """
         xp = self.xp
         nH = plan.nH
-        # Everything that doesn't depend on the recurrence is computed for all rows at once.
-        i, f, g, o = acts[:, :nH], acts[:, nH : 2 * nH], acts[:, 2 * nH : 3 * nH], acts[:, 3 * nH :]
-        tanh_c = xp.tanh(C)
-        dG = self.alloc(acts.shape, dtype=acts.dtype, zeros=False)
-        dh_buf = self.alloc((plan.batch, nH), dtype=dY.dtype)
-        dc_buf = self.alloc((plan.batch, nH), dtype=dY.dtype)
-        dh0 = self.alloc((nH,), dtype=dY.dtype)
-        dc0 = self.alloc((nH,), dtype=dY.dtype)
-        order = list(reversed(plan.step_order(direction)))
+        N = acts.shape[0]
+        dtype = acts.dtype
+        batch = plan.batch
+        # (1 - a) (a + k) is s (1 - s) for the sigmoid gates (k = 0) and 1 - g**2 for g (k = 1).
+        shift = xp.asarray(numpy.repeat(numpy.asarray([0.0, 0.0, 0.0, 1.0], dtype=dtype), nH))
+        dG = self.alloc((N, 4 * nH), dtype=dtype, zeros=False)
+        derivative = self.alloc((batch, 4 * nH), dtype=dtype, zeros=False)
+        scratch = self.alloc((batch, 4 * nH), dtype=dtype, zeros=False)
+        factors = self.alloc((batch, 4, nH), dtype=dtype, zeros=False)
+        dh = self.alloc((batch, nH), dtype=dtype, zeros=False)
+        dc = self.alloc((batch, nH), dtype=dtype, zeros=False)
+        tanh_c = self.alloc((batch, nH), dtype=dtype, zeros=False)
+        dh_prev = self.alloc((batch, nH), dtype=dtype, zeros=False)
+        dc_prev = self.alloc((batch, nH), dtype=dtype, zeros=False)
+        cp = self.alloc((batch, nH), dtype=dtype, zeros=False)
+        dh0 = self.alloc((nH,), dtype=dtype)
+        dc0 = self.alloc((nH,), dtype=dtype)
+        carried = 0  # rows of this step that receive dh_prev, dc_prev from the step after it
+        order = plan.step_order(direction)[::-1]
         for position, t in enumerate(order):
             start, b = plan.offsets[t], plan.sizes[t]
             end = start + b
-            dh = dY[start:end] + dh_buf[:b]
-            o_t, tc = o[start:end], tanh_c[start:end]
-            dc = dc_buf[:b] + dh * o_t * (1.0 - tc * tc)
-            i_t, f_t, g_t = i[start:end], f[start:end], g[start:end]
-            dG_t = dG[start:end]
-            xp.multiply(dc * g_t, i_t * (1.0 - i_t), out=dG_t[:, :nH])
-            xp.multiply(dc * Cprev[start:end], f_t * (1.0 - f_t), out=dG_t[:, nH : 2 * nH])
-            xp.multiply(dc * i_t, 1.0 - g_t * g_t, out=dG_t[:, 2 * nH : 3 * nH])
-            xp.multiply(dh * tc, o_t * (1.0 - o_t), out=dG_t[:, 3 * nH :])
-            dh_prev = dG_t @ W_hh
-            dc_prev = dc * f_t
             next_b = plan.sizes[order[position + 1]] if position + 1 < len(order) else 0
-            keep = min(b, next_b)
-            dh_buf[:keep] = dh_prev[:keep]
-            dc_buf[:keep] = dc_prev[:keep]
+            # The cell state this step started from: the next step of this loop, or c0.
+            if next_b >= b:
+                next_start = plan.offsets[order[position + 1]]
+                c_prev = C[next_start : next_start + b]
+            else:
+                if next_b:
+                    next_start = plan.offsets[order[position + 1]]
+                    cp[:next_b] = C[next_start : next_start + next_b]
+                cp[next_b:b] = c0
+                c_prev = cp[:b]
+            A = acts[start:end]
+            o, i, f, g = A[:, :nH], A[:, nH : 2 * nH], A[:, 2 * nH : 3 * nH], A[:, 3 * nH :]
+            dh_t = dh[:b]
+            if carried == b:
+                xp.add(dY[start:end], dh_prev[:b], out=dh_t)
+            else:
+                dh_t[...] = dY[start:end]
+                if carried:
+                    dh_t[:carried] += dh_prev[:carried]
+            D = xp.subtract(1.0, A, out=derivative[:b])
+            D *= xp.add(A, shift, out=scratch[:b])
+            tc = xp.tanh(C[start:end], out=tanh_c[:b])
+            Q = factors[:b]
+            q_o = xp.multiply(dh_t, tc, out=Q[:, 0])
+            # dc = dh o (1 - tanh(c)**2) + dc_next = o (dh - q_o tanh(c)) + dc_next
+            dc_t = xp.multiply(q_o, tc, out=dc[:b])
+            xp.subtract(dh_t, dc_t, out=dc_t)
+            dc_t *= o
+            if carried:
+                dc_t[:carried] += dc_prev[:carried]
+            xp.multiply(dc_t, g, out=Q[:, 1])
+            xp.multiply(dc_t, c_prev, out=Q[:, 2])
+            xp.multiply(dc_t, i, out=Q[:, 3])
+            dG_t = xp.multiply(Q.reshape((b, 4 * nH)), D, out=dG[start:end])
+            self.gemm(dG_t, W_hh, out=dh_prev[:b])
+            xp.multiply(dc_t, f, out=dc_prev[:b])
+            carried = min(b, next_b)
             if b > next_b:  # rows whose previous state was the initial state
-                dh0 += dh_prev[next_b:].sum(axis=0)
-                dc0 += dc_prev[next_b:].sum(axis=0)
+                dh0 += dh_prev[next_b:b].sum(axis=0)
+                dc0 += dc_prev[next_b:b].sum(axis=0)
         return dG, dh0, dc0
 
     # Validation and segment helpers ----------------------------------------------
@@ -1377,6 +1450,35 @@ class _LSTMPlan:
     def step_order(self, direction: int) -> List[int]:
         steps = list(range(len(self.sizes)))
         return steps if direction == 0 else steps[::-1]
+
+    @property
+    def gate_order(self) -> Any:
+        """Rows of torch's (i, f, g, o) gate blocks in the kernels' order (o, i, f, g)."""
+        return numpy.concatenate([numpy.arange(block * self.nH, (block + 1) * self.nH) for block in (3, 0, 1, 2)])
+
+    @property
+    def to_torch_order(self) -> Any:
+        """Inverse of gate_order: rows of the kernels' gate blocks back in torch's order."""
+        return numpy.argsort(self.gate_order)
+
+    def gate_scale(self, dtype: Any) -> Any:
+        """0.5 for the sigmoid gates (o, i, f), 1 for g: sigmoid(z) = 0.5 tanh(z / 2) + 0.5."""
+        return numpy.repeat(numpy.asarray([0.5, 0.5, 0.5, 1.0], dtype=dtype), self.nH)
+
+    def prev_rows(self, direction: int) -> Any:
+        """For each packed row, the row holding its previous state; N (one past the end) for h0."""
+        sizes = numpy.asarray(self.sizes, dtype="int64")
+        offsets = numpy.asarray(self.offsets, dtype="int64")
+        N = int(sizes.sum())
+        step = numpy.repeat(numpy.arange(len(sizes)), sizes)
+        rank = numpy.arange(N) - numpy.repeat(offsets, sizes)
+        prev_step = step - 1 if direction == 0 else step + 1
+        inside = (prev_step >= 0) & (prev_step < len(sizes))
+        clipped = numpy.clip(prev_step, 0, max(len(sizes) - 1, 0))
+        if N:
+            inside &= rank < sizes[clipped]
+            return numpy.where(inside, offsets[clipped] + rank, N)
+        return numpy.zeros(0, dtype="int64")
 
 
 _ERF_CACHE: Dict[Any, Any] = {}

@@ -281,6 +281,8 @@ class _Packing:
         self.rows, self.columns = rows, columns
         self.size_at_t = size_at_t
         self.T, self.B = T, B
+        # Every sequence runs all T steps: the packed rows are the padded array itself.
+        self.dense = len(size_at_t) == T and bool((size_at_t == B).all())
 
     @classmethod
     def make(cls, ops: Any, lengths: Any, T: int, B: int) -> "_Packing":
@@ -303,9 +305,13 @@ class _Packing:
         )
 
     def pack(self, data: Any) -> Any:
+        if self.dense:
+            return self.ops.as_contig(data.reshape((self.T * self.B, data.shape[2])))
         return self.ops.as_contig(data[self.rows, self.columns])
 
     def unpack(self, packed: Any, width: int) -> Any:
+        if self.dense:
+            return packed.reshape((self.T, self.B, width))
         out = self.ops.alloc((self.T, self.B, width), dtype=packed.dtype)
         out[self.rows, self.columns] = packed
         return out

@@ -631,14 +631,16 @@ def torch_lstm_params(lstm, depth, dirs):
 
 
 @pytest.mark.parametrize("depth,bidirectional", [(1, False), (2, False), (1, True), (2, True)])
-def test_lstm_matches_torch_with_copied_weights(ops, depth, bidirectional):
+@pytest.mark.parametrize("sizes", [[3, 3, 2, 1, 1], [3, 3, 3]], ids=["lengths 5-3-2", "equal lengths"])
+def test_lstm_matches_torch_with_copied_weights(ops, depth, bidirectional, sizes):
     torch.manual_seed(depth)
     nI, nH, dirs = 4, 3, 2 if bidirectional else 1
     lstm = torch.nn.LSTM(nI, nH, num_layers=depth, bidirectional=bidirectional).double()
     params = numpy.concatenate([p.detach().numpy().ravel() for p in torch_lstm_params(lstm, depth, dirs)])
     H0, C0 = random((depth, dirs, nH), seed=28), random((depth, dirs, nH), seed=29)
-    size_at_t = numpy.asarray([3, 3, 2, 1, 1], dtype="int32")  # lengths 5, 3, 2, packed time-major
-    X, dY = random((10, nI), seed=30), random((10, nH * dirs), seed=31)
+    size_at_t = numpy.asarray(sizes, dtype="int32")  # the rows of each step, packed time-major
+    N = int(size_at_t.sum())
+    X, dY = random((N, nI), seed=30), random((N, nH * dirs), seed=31)
 
     Y, state = ops.lstm_forward_training(ops.asarray(params), ops.asarray(H0), ops.asarray(C0), ops.asarray(X), ops.asarray(size_at_t))
     dX, d_params, dH0, dC0 = ops.backprop_lstm(ops.asarray(dY), ops.asarray(size_at_t), ops.asarray(params), state, return_initial=True)
