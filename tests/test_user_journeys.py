@@ -540,3 +540,18 @@ def test_conversion_layers_check_the_gradient_they_get(name):
     _, backprop = model.begin_update(X)
     with pytest.raises(ShapeMismatchError, match=name):
         backprop(_wrong_gradient_for(name))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Ragged accepts negative lengths when they still sum to the row count; r[0] then raises a bare IndexError",
+)
+def test_ragged_refuses_negative_lengths():
+    with pytest.raises(ShapeMismatchError, match="Ragged"):
+        Ragged(numpy.ones((2, 2), "f"), numpy.asarray([3, -1], "i"))
+
+
+@pytest.mark.xfail(strict=True, reason="remap_ids on an unhashable item raises a bare TypeError without the layer's name")
+def test_remap_ids_on_unhashable_items_names_the_layer():
+    with pytest.raises(ComposaError, match="remap_ids"):
+        composa.remap_ids({"a": 1}).predict([["a"]])
