@@ -529,7 +529,12 @@ class Model(Generic[InT, OutT]):
 
     def to_gpu(self, gpu_id: int) -> Any:
         """Move every param, grad and shim to GPU `gpu_id`; returns the cupy Device."""
-        import cupy
+        try:
+            import cupy
+        except ImportError as error:
+            raise ConfigurationError(
+                "to_gpu needs cupy and a CUDA GPU: pip install 'composa[cuda]'", layer=self.name
+            ) from error
 
         device = cupy.cuda.device.Device(gpu_id)
         with device:
@@ -837,7 +842,9 @@ def _is_int_like(value: Any) -> bool:
 
 
 def _count_params(node: Model) -> int:
-    return sum(int(v.size) for v in node._params.values() if v is not None)
+    """Params of the node itself, including those of its shims (e.g. a wrapped torch module)."""
+    own = sum(int(v.size) for v in node._params.values() if v is not None)
+    return own + sum(int(getattr(shim, "param_count", lambda: 0)()) for shim in node._shims)
 
 
 def _describe_tree(node: Model, lines: List[str], indent: str, label: str, seen: set) -> None:

@@ -168,6 +168,8 @@ class Ragged:
 
     def __init__(self, data: Any, lengths: Any) -> None:
         lengths = _lengths_array(lengths)
+        if len(lengths) and int(lengths.min()) < 0:
+            raise ShapeMismatchError(f"Ragged: lengths must be >= 0, got {_to_host(lengths).tolist()[:10]}")
         total = int(lengths.sum()) if len(lengths) else 0
         rows = data.shape[0] if data.ndim else 0
         if total != rows:

@@ -78,6 +78,12 @@ class PyTorchShim(Shim):
                 return tensor.device
         return self._device
 
+    def param_count(self) -> int:
+        """The number of values in the module's parameters."""
+        if self._model is None:
+            return 0
+        return sum(int(tensor.numel()) for tensor in self._model.parameters())
+
     # Running ----------------------------------------------------------------------
 
     def __call__(self, inputs: ArgsKwargs, is_train: bool) -> Tuple[Any, Callable[..., Any]]:

@@ -55,6 +55,10 @@ class Shim:
         """Temporarily use the params keyed (shim.id, name) in `params`; the base has none."""
         yield
 
+    def param_count(self) -> int:
+        """How many trainable values the wrapped model holds (shown by ``print(model)``)."""
+        return 0
+
     def copy(self) -> "Shim":
         """A deep copy with a new id, so that its params get their own optimizer state."""
         copied = copy.deepcopy(self)
