@@ -5,6 +5,7 @@ from ..config import registry
 from ..errors import ShapeMismatchError, child_errors, describe
 from ..model import Model
 from ..types import Padded, Ragged
+from ._adapters import call_child
 from .add import sum_outputs
 from .chain import copy_child_dims
 
@@ -25,16 +26,12 @@ def residual(layer: Model) -> Model:
 
 
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
-    layer = model.layers[0]
-    with child_errors("residual"):
-        Y_layer, backprop_layer = layer(X, is_train=is_train)
+    Y_layer, backprop_layer = call_child(model, "residual", X, is_train)
     _check_same_shape(X, Y_layer)
     Y = sum_outputs([X, Y_layer], "residual")
 
     def backprop(dY: Any) -> Any:
-        with child_errors("residual"):
-            d_layer = backprop_layer(dY)
-        return sum_outputs([dY, d_layer], "residual (backprop)")
+        return sum_outputs([dY, backprop_layer(dY)], "residual (backprop)")
 
     return Y, backprop
 

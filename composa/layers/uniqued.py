@@ -5,12 +5,12 @@ Unlike the reference, the gradient of a repeated row is the *sum* of its
 occurrences' gradients (not their mean), so ``uniqued(layer)`` has exactly the
 gradients of ``layer`` and passes a finite-difference check.
 """
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Tuple
 
 from ..config import registry
 from ..errors import ConfigurationError, ShapeMismatchError, child_errors, describe
 from ..model import Model
-from .chain import copy_child_dims
+from ._adapters import call_child, make_adapter
 
 __all__ = ["uniqued"]
 
@@ -20,14 +20,7 @@ def uniqued(layer: Model, *, column: int = 0) -> Model:
     """Ints2d -> layer output: compute the layer once per distinct value of ``X[:, column]``."""
     if isinstance(column, bool) or not isinstance(column, int) or column < 0:
         raise ConfigurationError(f"uniqued: column must be a non-negative int, got {column!r}")
-    return Model(
-        f"uniqued({layer.name})",
-        forward,
-        init=init,
-        dims={"nO": layer.maybe_get_dim("nO"), "nI": layer.maybe_get_dim("nI")},
-        attrs={"column": column},
-        layers=[layer],
-    )
+    return make_adapter("uniqued", layer, forward, _same, dim_names=("nO", "nI"), attrs={"column": column})
 
 
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
@@ -44,15 +37,13 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     _, first_rows, inverse = xp.unique(X[:, column], return_index=True, return_inverse=True)
     inverse = inverse.reshape((-1,))
     X_unique = X[first_rows]
-    with child_errors("uniqued"):
-        Y_unique, backprop_unique = layer(X_unique, is_train=is_train)
+    Y_unique, backprop_unique = call_child(model, "uniqued", X_unique, is_train)
     Y = Y_unique[inverse]
 
     def backprop(dY: Any) -> Any:
         d_unique = model.ops.alloc((Y_unique.shape[0],) + tuple(dY.shape[1:]), dtype=dY.dtype)
         model.ops.scatter_add(d_unique, inverse, dY)
-        with child_errors("uniqued"):
-            dX_unique = backprop_unique(d_unique)
+        dX_unique = backprop_unique(d_unique)
         if hasattr(dX_unique, "shape") and dX_unique.shape[:1] == X_unique.shape[:1]:
             return dX_unique[inverse]
         return dX_unique
@@ -60,10 +51,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     return Y, backprop
 
 
-def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
-    """Initialise the layer on the sample data and mirror its widths."""
-    with child_errors("uniqued"):
-        model.layers[0].initialize(X=X, Y=Y)
-    copy_child_dims(model, model.layers[0])
-    return model
+def _same(model: Model, X: Any) -> Any:
+    """The layer is initialised on the sample data as given."""
+    return X
 

@@ -11,6 +11,7 @@ from ..config import registry
 from ..errors import child_errors
 from ..model import Model
 from ..types import Padded, Ragged
+from ._adapters import call_child
 
 __all__ = ["with_cpu"]
 
@@ -24,13 +25,10 @@ def with_cpu(layer: Model, ops: Ops) -> Model:
 
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     cpu_ops = model.layers[0].ops
-    with child_errors("with_cpu"):
-        Y_cpu, backprop_layer = model.layers[0](to_ops(cpu_ops, X), is_train=is_train)
+    Y_cpu, backprop_layer = call_child(model, "with_cpu", to_ops(cpu_ops, X), is_train)
 
     def backprop(dY: Any) -> Any:
-        with child_errors("with_cpu"):
-            dX_cpu = backprop_layer(to_ops(cpu_ops, dY))
-        return to_ops(model.ops, dX_cpu)
+        return to_ops(model.ops, backprop_layer(to_ops(cpu_ops, dY)))
 
     return to_ops(model.ops, Y_cpu), backprop
 

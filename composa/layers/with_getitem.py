@@ -4,6 +4,7 @@ from typing import Any, Callable, Optional, Tuple
 from ..config import registry
 from ..errors import ConfigurationError, ShapeMismatchError, child_errors, describe
 from ..model import Model
+from ._adapters import call_child
 
 __all__ = ["with_getitem"]
 
@@ -24,12 +25,10 @@ def with_getitem(idx: int, layer: Model) -> Model:
 
 def forward(model: Model, items: Tuple[Any, ...], is_train: bool) -> Tuple[Tuple[Any, ...], Callable]:
     position = _position(model, items)
-    with child_errors("with_getitem"):
-        Y_item, backprop_item = model.layers[0](items[position], is_train=is_train)
+    Y_item, backprop_item = call_child(model, "with_getitem", items[position], is_train)
 
     def backprop(d_items: Tuple[Any, ...]) -> Tuple[Any, ...]:
-        with child_errors("with_getitem"):
-            d_item = backprop_item(d_items[position])
+        d_item = backprop_item(d_items[position])
         return (*d_items[:position], d_item, *d_items[position + 1 :])
 
     return (*items[:position], Y_item, *items[position + 1 :]), backprop
