@@ -55,13 +55,15 @@ def init_adapter(
     return model
 
 
-def call_child(model: Model, kind: str, X: Any, is_train: bool) -> Tuple[Any, Callable]:
+def call_child(
+    model: Model, kind: str, X: Any, is_train: bool, child_index: Optional[int] = None
+) -> Tuple[Any, Callable]:
     """Run the adapter's child on `X`; errors from it and its backprop are labelled `kind`."""
-    with child_errors(kind):
+    with child_errors(kind, child_index):
         Y, backprop_child = model.layers[0](X, is_train=is_train)
 
     def backprop(dY: Any) -> Any:
-        with child_errors(kind):
+        with child_errors(kind, child_index):
             return backprop_child(dY)
 
     return Y, backprop

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from ..config import registry
 from ..errors import ConfigurationError, child_errors
 from ..model import Model
+from ._adapters import call_child
 
 __all__ = ["resizable"]
 
@@ -29,14 +30,7 @@ def resizable(layer: Model, resize_layer: Callable[[Model, int], Model]) -> Mode
 
 
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
-    with child_errors(model.name, 0):
-        Y, backprop_layer = model.layers[0](X, is_train=is_train)
-
-    def backprop(dY: Any) -> Any:
-        with child_errors(model.name, 0):
-            return backprop_layer(dY)
-
-    return Y, backprop
+    return call_child(model, model.name, X, is_train, child_index=0)
 
 
 def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
