@@ -9,7 +9,7 @@ from typing import Any
 import numpy
 
 from ..errors import ShapeMismatchError
-from .ops import Ops, _check_ndim
+from .ops import Ops, _check_ndim, _check_same_shape
 
 __all__ = ["NumpyOps", "MPSOps", "AppleOps"]
 
@@ -55,6 +55,41 @@ class NumpyOps(Ops):
             out[...] = numpy.dot(a, b)
         return out
 
+    def sigmoid(self, X: Any, *, inplace: bool = False) -> Any:
+        """``1 / (1 + exp(-X))`` in four passes: exp may overflow to inf, which gives exactly 0."""
+        if X.dtype.kind != "f":
+            return super().sigmoid(X, inplace=inplace)
+        Y = numpy.negative(X, out=X if inplace else None)
+        with numpy.errstate(over="ignore"):
+            numpy.exp(Y, out=Y)
+        Y += 1.0
+        return numpy.divide(1.0, Y, out=Y)
+
+    def backprop_relu(self, dY: Any, Y: Any, inplace: bool = False) -> Any:
+        """`dY` where the relu output was positive, else 0."""
+        _check_same_shape("backprop_relu", dY, Y)
+        if dY.dtype.kind != "f":
+            return super().backprop_relu(dY, Y, inplace=inplace)
+        # bool -> float is a slow cast in numpy; uint8 -> float is a SIMD one (same bytes).
+        mask = numpy.greater(Y, 0).view(numpy.uint8).astype(dY.dtype)
+        if inplace:
+            dY *= mask
+            return dY
+        mask *= dY
+        return mask
+
+    def _piecewise_linear_grad(self, dY: Any, X: Any, slope: float, edge: float, inplace: bool) -> Any:
+        """``dY * g`` with g = slope X + 0.5 on [-edge, edge], 1 above, 0 below."""
+        grad = numpy.multiply(X, slope)
+        grad += 0.5
+        grad[X < -edge] = 0.0
+        grad[X > edge] = 1.0
+        if inplace:
+            dY *= grad
+            return dY
+        grad *= dY
+        return grad
+
     def softmax(
         self, x: Any, *, inplace: bool = False, axis: int = -1, temperature: float = 1.0
     ) -> Any:
@@ -85,27 +120,35 @@ class NumpyOps(Ops):
             )
         if indices.size == 0:
             return table
-        # numpy.add.at is slow for rows (about 2us per index). Instead: sort the ids once,
-        # then add in rounds where every id occurs once (fancy += is then exact); ids
-        # repeated more than _MAX_ROUNDS times are summed with one reduceat first.
+        # numpy.add.at is slow for rows (about 2us per index), and these arrays outgrow the
+        # cache, so every pass counts. Three passes: take the touched rows, add the values,
+        # put them back. Duplicate ids first get their run's total in every one of their rows
+        # (so the put writes the same row for each, whatever its order).
+        block = table.take(indices, axis=0)
+        block += values
         order = numpy.argsort(indices, kind="stable")
         sorted_ids = indices[order]
-        run_starts = numpy.flatnonzero(numpy.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        if run_starts.size == indices.size:
-            table[indices] += values
-            return table
-        counts = numpy.diff(numpy.r_[run_starts, indices.size])
-        rank = numpy.arange(indices.size) - numpy.repeat(run_starts, counts)
-        light = numpy.repeat(counts <= _MAX_ROUNDS, counts)
-        for round_ in range(min(int(counts.max()), _MAX_ROUNDS)):
-            selected = order[light & (rank == round_)]
-            if selected.size:
-                table[indices[selected]] += values[selected]
-        if not light.all():
+        repeat = sorted_ids[1:] == sorted_ids[:-1]
+        if repeat.any():
+            first = numpy.r_[True, ~repeat]
+            run_starts = numpy.flatnonzero(first)
+            counts = numpy.diff(numpy.r_[run_starts, indices.size])
+            run_of = numpy.repeat(numpy.arange(run_starts.size), counts)
+            head = order[run_starts]  # position of each run's first occurrence
+            rank = numpy.arange(indices.size) - run_starts[run_of]
+            light = counts[run_of] <= _MAX_ROUNDS
+            for round_ in range(1, min(int(counts.max()), _MAX_ROUNDS)):
+                selected = numpy.flatnonzero(light & (rank == round_))
+                if selected.size:
+                    block[head[run_of[selected]]] += values[order[selected]]
             heavy = numpy.flatnonzero(~light)
-            heavy_starts = numpy.flatnonzero(rank[heavy] == 0)
-            sums = numpy.add.reduceat(values[order[heavy]], heavy_starts, axis=0)
-            table[sorted_ids[heavy[heavy_starts]]] += sums
+            if heavy.size:
+                heavy_starts = numpy.flatnonzero(rank[heavy] == 0)
+                totals = numpy.add.reduceat(values[order[heavy]], heavy_starts, axis=0)
+                block[head[run_of[heavy[heavy_starts]]]] += totals - values[head[run_of[heavy[heavy_starts]]]]
+            duplicates = order[numpy.flatnonzero(rank)]
+            block[duplicates] = block[head[run_of[numpy.flatnonzero(rank)]]]
+        table[indices] = block
         return table
 
 

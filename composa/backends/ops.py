@@ -516,6 +516,8 @@ class Ops:
     ) -> Any:
         """Softmax of ``x / temperature`` along `axis` (max-shifted); writes into `x` if `inplace`."""
         xp = self.xp
+        if x.size == 0:  # nothing to normalise (and max of an empty axis is undefined)
+            return x if inplace else x.copy()
         out = x if inplace else None
         if temperature != 1.0:
             out = xp.divide(x, temperature, out=out)
