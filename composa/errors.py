@@ -103,10 +103,17 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def check_input_width(model: Any, X: Any, expected: int, dim: str = "nI") -> None:
-    """Raise ShapeMismatchError unless `X` is a 2d array whose width is `expected`."""
+def check_input_width(model: Any, X: Any, expected: int, dim: str = "nI") -> Any:
+    """Return `X` if it is a 2d array of width `expected`, else raise ShapeMismatchError.
+
+    An empty batch of unknown width (e.g. ``(0, 0)`` from an empty list of
+    sequences) is returned reshaped to ``(0, expected)``: it has no rows to disagree.
+    """
     shape = getattr(X, "shape", None)
     if shape is None or len(shape) != 2 or shape[1] != expected:
+        if shape is not None and tuple(shape) == (0, 0):
+            return X.reshape((0, expected))
         raise ShapeMismatchError(
             f"expected input width {dim}={expected}, got {describe(X)}", layer=model.name
         )
+    return X

@@ -418,10 +418,6 @@ def test_an_empty_batch_goes_forward_and_back(model, sample, X):
     backprop(Y)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty list of docs loses its width in list2ragged (data (0, 0)), so Softmax rejects the empty batch",
-)
 def test_an_empty_list_of_documents_through_a_pooling_classifier():
     model = chain(with_array(Relu(3)), list2ragged(), reduce_mean(), Softmax(2))
     model.initialize(X=[numpy.ones((2, 5), "f")])

@@ -70,7 +70,7 @@ def dense_forward(
 ) -> Tuple[Floats2d, Callable]:
     """``act(X @ W.T + b)``; backprop goes through the activation at the pre-activation."""
     W = model.get_param("W")
-    check_input_width(model, X, W.shape[1])
+    X = check_input_width(model, X, W.shape[1])
     Z = model.ops.affine(X, W, model.get_param("b"))
     Y = activation.forward(model, Z)
 

@@ -23,7 +23,7 @@ def LayerNorm(nI: Optional[int] = None) -> Model[Floats2d, Floats2d]:
 def forward(model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool) -> Tuple[Floats2d, Callable]:
     G = model.get_param("G")
     b = model.get_param("b")
-    check_input_width(model, X, G.shape[0])
+    X = check_input_width(model, X, G.shape[0])
     mean = X.mean(axis=1, keepdims=True)
     centered = X - mean
     inv_std = (model.ops.xp.square(centered).mean(axis=1, keepdims=True) + EPSILON) ** -0.5

@@ -34,7 +34,7 @@ def Linear(
 
 def forward(model: Model[InT, OutT], X: InT, is_train: bool) -> Tuple[OutT, Callable]:
     W = model.get_param("W")
-    check_input_width(model, X, W.shape[1])
+    X = check_input_width(model, X, W.shape[1])
     Y = model.ops.affine(X, W, model.get_param("b"))
 
     def backprop(dY: OutT) -> InT:

@@ -41,7 +41,7 @@ def forward(model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool) -> Tu
     W = model.get_param("W")
     b = model.get_param("b")
     nO, nP, nI = W.shape
-    check_input_width(model, X, nI)
+    X = check_input_width(model, X, nI)
     W_flat = model.ops.reshape2(W, nO * nP, nI)
     Z = model.ops.affine(X, W_flat, model.ops.reshape1(b, nO * nP))
     best, which = model.ops.maxout(model.ops.reshape3(Z, X.shape[0], nO, nP))

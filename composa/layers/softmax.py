@@ -64,7 +64,7 @@ def forward(model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool) -> Tu
     W = model.get_param("W")
     temperature = model.attrs["softmax_temperature"]
     _check_temperature(model.name, temperature)
-    check_input_width(model, X, W.shape[1])
+    X = check_input_width(model, X, W.shape[1])
     normalized = is_train or model.attrs["softmax_normalize"]
     Z = model.ops.affine(X, W, model.get_param("b"))
     Y = model.ops.softmax(Z, inplace=True, temperature=temperature) if normalized else Z
