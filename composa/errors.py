@@ -117,3 +117,12 @@ def check_input_width(model: Any, X: Any, expected: int, dim: str = "nI") -> Any
             f"expected input width {dim}={expected}, got {describe(X)}", layer=model.name
         )
     return X
+
+
+def check_gradient_shape(model: Any, dY: Any, Y: Any) -> None:
+    """Raise ShapeMismatchError unless the gradient `dY` has the shape of the output `Y`."""
+    if getattr(dY, "shape", None) != Y.shape:
+        raise ShapeMismatchError(
+            f"backprop expected a gradient of shape {tuple(Y.shape)}, got {describe(dY)}",
+            layer=model.name,
+        )

@@ -516,11 +516,6 @@ def _wrong_gradient_for(name: str):
     }[name]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="list2array/list2ragged/ragged2list/list2padded backprop do not check the gradient against the "
-    "forward output: errors come from ops without the layer's name, or (list2padded) none at all",
-)
 @pytest.mark.parametrize("name", ["list2array", "list2ragged", "ragged2list", "list2padded"])
 def test_conversion_layers_check_the_gradient_they_get(name):
     model = getattr(composa, name)()

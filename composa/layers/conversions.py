@@ -6,7 +6,7 @@ the input's container, so they can sit anywhere in a chain.
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, describe
+from ..errors import ShapeMismatchError, check_gradient_shape, describe
 from ..model import Model
 from ..types import Padded, Ragged
 
@@ -49,6 +49,7 @@ def list2array_forward(model: Model, Xs: List[Any], is_train: bool) -> Tuple[Any
     Y = flatten_list(model.ops, Xs)
 
     def backprop(dY: Any) -> List[Any]:
+        check_gradient_shape(model, dY, Y)
         return model.ops.unflatten(dY, lengths)
 
     return Y, backprop
@@ -60,6 +61,7 @@ def list2ragged_forward(model: Model, Xs: List[Any], is_train: bool) -> Tuple[Ra
     Y = Ragged(flatten_list(model.ops, Xs), lengths)
 
     def backprop(dY: Ragged) -> List[Any]:
+        check_gradient_shape(model, getattr(dY, "dataXd", dY), Y.dataXd)
         return model.ops.unflatten(dY.dataXd, lengths)
 
     return Y, backprop
@@ -71,10 +73,13 @@ def ragged2list_forward(model: Model, X: Ragged, is_train: bool) -> Tuple[List[A
     lengths = X.lengths
     data_shape = X.dataXd.shape
 
+    Ys = model.ops.unflatten(X.dataXd, lengths)
+
     def backprop(dYs: List[Any]) -> Ragged:
+        _check_gradient_list(model, dYs, Ys)
         return Ragged(flatten_list(model.ops, dYs, like_shape=data_shape), lengths)
 
-    return model.ops.unflatten(X.dataXd, lengths), backprop
+    return Ys, backprop
 
 
 def list2padded_forward(model: Model, Xs: List[Any], is_train: bool) -> Tuple[Padded, Callable]:
@@ -82,6 +87,7 @@ def list2padded_forward(model: Model, Xs: List[Any], is_train: bool) -> Tuple[Pa
     Y = model.ops.list2padded(Xs)
 
     def backprop(dY: Padded) -> List[Any]:
+        check_gradient_shape(model, getattr(dY, "data", dY), Y.data)
         return model.ops.padded2list(dY)
 
     return Y, backprop
@@ -135,6 +141,18 @@ def padded_like(ops: Any, seqs: List[Any], like: Padded) -> Padded:
         by_batch[mask] = ops.flatten(ordered)
     data = ops.as_contig(xp.swapaxes(by_batch, 0, 1))
     return Padded(data, like.size_at_t, like.lengths, like.indices)
+
+
+def _check_gradient_list(model: Model, dYs: Any, Ys: List[Any]) -> None:
+    """Raise ShapeMismatchError unless `dYs` is a list of arrays shaped like `Ys`."""
+    shapes = [tuple(getattr(dY, "shape", ())) for dY in dYs] if isinstance(dYs, (list, tuple)) else None
+    expected = [tuple(Y.shape) for Y in Ys]
+    if shapes != expected:
+        raise ShapeMismatchError(
+            f"backprop expected gradients of shapes {expected[:5]}, got {describe(dYs)}"
+            + (f" of shapes {shapes[:5]}" if shapes is not None else ""),
+            layer=model.name,
+        )
 
 
 def _check_list(Xs: Any, label: str) -> None:

@@ -17,7 +17,8 @@ from ..initializers import glorot_uniform_init, he_normal_init, zero_init
 from ..model import Model
 from ..types import Floats2d
 from ..util import partial
-from .linear import backprop_affine, check_gradient_shape
+from ..errors import check_gradient_shape
+from .linear import backprop_affine
 from .linear import init as linear_init
 
 __all__ = [

@@ -7,7 +7,7 @@ from ..initializers import uniform_init
 from ..model import Model
 from ..types import Floats2d, Ints1d, Ints2d
 from ..util import get_width, partial
-from .linear import check_gradient_shape
+from ..errors import check_gradient_shape
 
 __all__ = ["Embed"]
 

@@ -6,7 +6,7 @@ from ..errors import check_input_width
 from ..model import Model
 from ..types import Floats2d
 from ..util import get_width
-from .linear import check_gradient_shape
+from ..errors import check_gradient_shape
 
 __all__ = ["LayerNorm"]
 

@@ -2,7 +2,7 @@
 from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, check_input_width, describe
+from ..errors import check_gradient_shape, check_input_width
 from ..initializers import glorot_uniform_init, zero_init
 from ..model import Model
 from ..types import Floats2d
@@ -81,10 +81,3 @@ def backprop_affine(model: Model, dZ: Any, X: Any, W: Any) -> Any:
     return model.ops.gemm(dZ, W)
 
 
-def check_gradient_shape(model: Model, dY: Any, Y: Any) -> None:
-    """Raise ShapeMismatchError unless the gradient `dY` has the shape of the output `Y`."""
-    if getattr(dY, "shape", None) != Y.shape:
-        raise ShapeMismatchError(
-            f"backprop expected a gradient of shape {tuple(Y.shape)}, got {describe(dY)}",
-            layer=model.name,
-        )

@@ -8,7 +8,7 @@ from ..model import Model
 from ..types import Floats2d
 from ..util import get_width, partial
 from .dense import maybe_normalize_and_dropout
-from .linear import check_gradient_shape
+from ..errors import check_gradient_shape
 
 __all__ = ["Maxout"]
 

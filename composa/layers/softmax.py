@@ -14,7 +14,8 @@ from ..initializers import zero_init
 from ..model import Model
 from ..types import Floats2d
 from ..util import partial
-from .linear import backprop_affine, check_gradient_shape, init_if_unset
+from ..errors import check_gradient_shape
+from .linear import backprop_affine, init_if_unset
 
 __all__ = ["Softmax", "Softmax_v2"]
 

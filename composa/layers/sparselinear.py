@@ -6,7 +6,7 @@ from ..errors import ConfigurationError, ShapeMismatchError, describe
 from ..model import Model
 from ..types import ArrayXd, Floats2d
 from ..util import get_width
-from .linear import check_gradient_shape
+from ..errors import check_gradient_shape
 
 __all__ = ["SparseLinear", "SparseLinear_v2"]
 
