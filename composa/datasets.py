@@ -137,6 +137,8 @@ def _csv_header(path: Path) -> Optional[List[str]]:
 
 def _read_csv(path: Path) -> numpy.ndarray:
     skip = 1 if _csv_header(path) else 0
+    if not any(line.strip() for line in path.read_text().splitlines()[skip:]):
+        raise DataFileError(f"{path}: the file has no rows of data")
     try:
         table = numpy.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype="float64")
     except ValueError as error:

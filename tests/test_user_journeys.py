@@ -315,7 +315,6 @@ def test_a_model_registered_in_the_users_own_script_trains_through_cli_main(tmp_
     assert "my_project.deep_mlp.v1" in (tmp_path / "run" / "config.cfg").read_text()
 
 
-@pytest.mark.xfail(strict=True, reason="an empty .csv is read as rows of 1 feature (numpy warning leaks); the error should say it has no rows")
 def test_predicting_on_an_empty_csv_says_the_file_is_empty(tmp_path):
     write_blobs(tmp_path / "train.jsonl", 16, seed=0)
     write_blobs(tmp_path / "dev.jsonl", 4, seed=1)
@@ -532,7 +531,6 @@ def test_ragged_refuses_negative_lengths():
         Ragged(numpy.ones((2, 2), "f"), numpy.asarray([3, -1], "i"))
 
 
-@pytest.mark.xfail(strict=True, reason="remap_ids on an unhashable item raises a bare TypeError without the layer's name")
 def test_remap_ids_on_unhashable_items_names_the_layer():
     with pytest.raises(ComposaError, match="remap_ids"):
         composa.remap_ids({"a": 1}).predict([["a"]])

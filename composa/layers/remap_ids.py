@@ -157,7 +157,13 @@ def _lookup(model: Model, keys: Any, table: Mapping[Any, int]) -> numpy.ndarray:
         keys = model.ops.to_numpy(keys).tolist()
     elif hasattr(keys, "shape"):
         keys = model.ops.to_numpy(keys).tolist()
-    found = list(map(table.get, keys, repeat(default)))
+    try:
+        found = list(map(table.get, keys, repeat(default)))
+    except TypeError as error:  # e.g. a list where a string or int was expected
+        raise ShapeMismatchError(
+            f"expected a sequence of hashable keys (strings or ints), got {describe(keys)}: {error}",
+            layer=model.name,
+        ) from error
     try:
         return numpy.asarray(found, dtype="int64").reshape((-1,))
     except (TypeError, ValueError, OverflowError) as error:
