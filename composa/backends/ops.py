@@ -407,7 +407,61 @@ class Ops:
         return poly
 
     def gelu(self, X: Any, inplace: bool = False) -> Any:
-        """``X * Phi(X)``, Phi the standard normal CDF (exact GELU via erf)."""
+        """``X * Phi(X)``, Phi the standard normal CDF (exact GELU); float32 as
+        ``relu(X) - |X| Q(|X|)``, Q the normal upper tail, accurate in both tails."""
+        xp = self.xp
+        if X.dtype != numpy.float32:
+            return self._gelu_exact(X, inplace=inplace)
+        a = xp.abs(X)
+        tail = self._normal_tail(X, a)
+        tail *= a
+        Y = xp.maximum(X, 0.0, out=X if inplace else a)
+        Y -= tail
+        return Y
+
+    def backprop_gelu(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """Gradient of gelu: ``dY * (Phi(X) + X * phi(X))``; in float32 one exp serves both terms."""
+        xp = self.xp
+        if X.dtype != numpy.float32 or dY.dtype != numpy.float32:
+            return self._backprop_gelu_exact(dY, X, inplace=inplace)
+        _check_same_shape("backprop_gelu", dY, X)
+        a = xp.abs(X)
+        density = self.alloc(X.shape, dtype=X.dtype, zeros=False)
+        tail = self._normal_tail(X, a, density=density)
+        # Phi = 1 - Q where X >= 0, else Q: Phi = Q + m (1 - 2Q), m the 0/1 mask.
+        mask = xp.greater_equal(X, 0.0).view(numpy.uint8).astype(X.dtype)
+        grad = xp.multiply(tail, -2.0, out=a)
+        grad += 1.0
+        grad *= mask
+        grad += tail
+        density *= X
+        grad += density
+        if inplace:
+            dY *= grad
+            return dY
+        grad *= dY
+        return grad
+
+    def _normal_tail(self, X: Any, a: Any, density: Any = None) -> Any:
+        """Q(|X|) = P(Z > |X|) by Abramowitz-Stegun 26.2.17 (|error| < 7.5e-8); `a` is |X|.
+        Writes the density phi(X) into `density` if given."""
+        xp = self.xp
+        u = xp.add(a, _TAIL_SHIFT)
+        xp.divide(1.0, u, out=u)  # t = 1 / (1 + p |X|) = u / p, with 1/p**k folded below
+        poly = xp.multiply(u, _TAIL_COEFFICIENTS[0])
+        for coefficient in _TAIL_COEFFICIENTS[1:]:
+            poly += coefficient
+            poly *= u
+        e = xp.multiply(X, X, out=u)
+        e *= -0.5
+        xp.exp(e, out=e)
+        poly *= e
+        if density is not None:
+            xp.multiply(e, _INV_SQRT_2PI, out=density)
+        return poly
+
+    def _gelu_exact(self, X: Any, inplace: bool = False) -> Any:
+        """``X * Phi(X)`` via erf (float64 and other dtypes)."""
         cdf = self._normal_cdf(X)
         if inplace:
             X *= cdf
@@ -421,8 +475,8 @@ class Ops:
         cdf *= 0.5
         return cdf
 
-    def backprop_gelu(self, dY: Any, X: Any, inplace: bool = False) -> Any:
-        """Gradient of gelu: ``dY * (Phi(X) + X * phi(X))``."""
+    def _backprop_gelu_exact(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """Gradient of gelu via erf (float64 and other dtypes)."""
         _check_same_shape("backprop_gelu", dY, X)
         xp = self.xp
         grad = xp.multiply(X, X)
@@ -1503,6 +1557,15 @@ def _scipy_erf(xp: Any) -> Any:
 _MAX_STEPS_FOR_LOOPED_MAX = 32
 _INV_SQRT2 = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
+# Abramowitz & Stegun 26.2.17: Q(x) = phi(x) (b1 t + ... + b5 t^5), t = 1 / (1 + p x). With
+# u = 1 / (x + 1/p) = p t, the coefficients become b_k / p^k, times 1/sqrt(2 pi) for phi;
+# listed from b5 down for Horner's rule.
+_TAIL_P = 0.2316419
+_TAIL_SHIFT = 1.0 / _TAIL_P
+_TAIL_COEFFICIENTS = tuple(
+    b / _TAIL_P**k * _INV_SQRT_2PI
+    for k, b in ((5, 1.330274429), (4, -1.821255978), (3, 1.781477937), (2, -0.356563782), (1, 0.319381530))
+)
 _SQRT_2_OVER_PI = 0.7978845608028654
 
 

@@ -1,5 +1,6 @@
 """Every op on every available Ops class, against PyTorch or a plain reference loop."""
 import struct
+import warnings
 
 import numpy
 import pytest
@@ -757,3 +758,40 @@ def test_table_ops_reject_float_indices_and_wrong_ranks(ops):
         ops.gather_add(table, ops.asarray(numpy.zeros(3, dtype="int32")))
     with pytest.raises(ValueError, match=r"softmax_sequences: expected a 2d array for Xs"):
         ops.softmax_sequences(ops.alloc3f(1, 2, 2), ops.asarray(numpy.asarray([1], dtype="int32")))
+
+
+def test_float32_gelu_and_its_gradient_stay_within_float32_resolution_of_the_exact_curve(ops):
+    from scipy.special import erfc
+
+    X = numpy.linspace(-12.0, 12.0, 4001).astype("float32")
+    exact_X = X.astype("float64")
+    cdf = 0.5 * erfc(-exact_X / numpy.sqrt(2.0))
+    density = numpy.exp(-0.5 * exact_X**2) / numpy.sqrt(2.0 * numpy.pi)
+    Y = to_host(ops.gelu(ops.asarray(X)))
+    dX = to_host(ops.backprop_gelu(ops.asarray(numpy.ones_like(X)), ops.asarray(X)))
+    numpy.testing.assert_allclose(Y, exact_X * cdf, rtol=1e-5, atol=5e-7)
+    numpy.testing.assert_allclose(dX, cdf + exact_X * density, atol=5e-7)
+    # The negative tail keeps its sign and size (not rounded to 0 or to noise of 1e-8).
+    tail = X < -4
+    numpy.testing.assert_allclose(Y[tail], (exact_X * cdf)[tail], rtol=0.05)
+
+
+def test_sigmoid_saturates_without_warnings_and_is_accurate_in_the_tails(ops):
+    X = ops.asarray(numpy.asarray([-1000.0, -100.0, -30.0, 0.0, 30.0, 1000.0], dtype="float32"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Y = to_host(ops.sigmoid(X))
+    with numpy.errstate(over="ignore"):  # the float64 reference saturates through inf too
+        expected = 1.0 / (1.0 + numpy.exp(-to_host(X).astype("float64")))
+    numpy.testing.assert_allclose(Y, expected, rtol=1e-6, atol=1e-37)
+    assert Y[-1] == 1.0
+
+
+def test_scatter_add_with_a_heavily_repeated_id_matches_add_at(ops):
+    indices = numpy.asarray([3] * 50 + [1, 0, 1, 7, 3, 2, 2, 2], dtype="int32")
+    values = random((indices.size, 4), "float64", seed=40)
+    expected = random((8, 4), "float64", seed=41)
+    table = ops.asarray(expected.copy())
+    numpy.add.at(expected, indices, values)
+    ops.scatter_add(table, ops.asarray(indices), ops.asarray(values))
+    numpy.testing.assert_allclose(to_host(table), expected, atol=1e-12)
