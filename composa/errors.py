@@ -116,6 +116,11 @@ def check_input_width(model: Any, X: Any, expected: int, dim: str = "nI") -> Any
         raise ShapeMismatchError(
             f"expected input width {dim}={expected}, got {describe(X)}", layer=model.name
         )
+    if X.dtype.kind != "f":
+        raise ShapeMismatchError(
+            f"expected a float array, got {describe(X)}; convert it with X.astype('float32')",
+            layer=model.name,
+        )
     return X
 
 

@@ -488,3 +488,9 @@ def test_repr_shows_the_tree_with_dims_and_parameter_counts():
         "  (1): noop (0 params)",
     ]
     assert str(model) == text
+
+
+def test_integer_input_to_a_weight_layer_is_a_clear_error():
+    model = Relu(2, 3).initialize()
+    with pytest.raises(ShapeMismatchError, match="relu: expected a float array, got an array of shape \\(4, 3\\) and dtype int32"):
+        model.predict(numpy.ones((4, 3), dtype="int32"))
