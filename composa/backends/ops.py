@@ -1173,15 +1173,16 @@ class Ops:
         dH0 = self.alloc((plan.depth, plan.dirs, nH), dtype=dY.dtype)
         dC0 = self.alloc((plan.depth, plan.dirs, nH), dtype=dY.dtype)
         to_torch = self.xp.asarray(plan.to_torch_order)
+        gate_order = self.xp.asarray(plan.gate_order)
         d_out = dY
         for layer in reversed(range(plan.depth)):
             d_input = None
             for direction in range(plan.dirs):
-                X_in, acts, C, Y, h0, c0 = layers[layer][direction]
+                X_in, acts, C, tanh_C, Y, h0, c0 = layers[layer][direction]
                 W_ih, _, W_hh, _, slices = plan.weights(params, layer, direction)
-                W_ih, W_hh = W_ih[plan.gate_order], W_hh[plan.gate_order]
+                W_ih, W_hh = W_ih[gate_order], W_hh[gate_order]
                 dG, dh0, dc0 = self._lstm_backward_steps(
-                    d_out[:, direction * nH : (direction + 1) * nH], acts, C, c0, W_hh, plan, direction
+                    d_out[:, direction * nH : (direction + 1) * nH], acts, C, tanh_C, c0, W_hh, plan, direction
                 )
                 dH0[layer, direction] = dh0
                 dC0[layer, direction] = dc0
@@ -1226,17 +1227,19 @@ class Ops:
             for direction in range(plan.dirs):
                 W_ih, b_ih, W_hh, b_hh, _ = plan.weights(params, layer, direction)
                 h0, c0 = H0[layer, direction], C0[layer, direction]
-                Y_dir, acts, C = self._lstm_forward_steps(inputs, W_ih, b_ih + b_hh, W_hh, h0, c0, plan, direction)
+                Y_dir, acts, C, tanh_C = self._lstm_forward_steps(
+                    inputs, W_ih, b_ih + b_hh, W_hh, h0, c0, plan, direction
+                )
                 outputs.append(Y_dir)
-                states.append((inputs, acts, C, Y_dir, h0, c0) if keep_state else None)
+                states.append((inputs, acts, C, tanh_C, Y_dir, h0, c0) if keep_state else None)
             layers.append(states)
             inputs = outputs[0] if plan.dirs == 1 else self.xp.concatenate(outputs, axis=1)
         return inputs, (layers, X, plan)
 
     def _lstm_forward_steps(
         self, X: Any, W_ih: Any, bias: Any, W_hh: Any, h0: Any, c0: Any, plan: "_LSTMPlan", direction: int
-    ) -> Tuple[Any, Any, Any]:
-        """One layer and direction: (Y, gate activations, cell states), all (N, .) packed rows.
+    ) -> Tuple[Any, Any, Any, Any]:
+        """One layer and direction: (Y, gate activations, cell states, their tanh), as packed rows.
 
         Gates are kept in the order (o, i, f, g) so that the three sigmoid gates are adjacent,
         and the sigmoid rows of the weights are halved: then one tanh over all four gates and
@@ -1248,12 +1251,14 @@ class Ops:
         N = X.shape[0]
         dtype = X.dtype
         scale = xp.asarray(plan.gate_scale(dtype))
-        W_ih = W_ih[plan.gate_order] * scale[:, None]
-        W_hh_T = xp.ascontiguousarray((W_hh[plan.gate_order] * scale[:, None]).T)
+        gate_order = xp.asarray(plan.gate_order)
+        W_ih = W_ih[gate_order] * scale[:, None]
+        W_hh_T = xp.ascontiguousarray((W_hh[gate_order] * scale[:, None]).T)
         acts = self.gemm(X, W_ih, trans2=True)
-        acts += bias[plan.gate_order] * scale
+        acts += bias[gate_order] * scale
         Y = self.alloc((N, nH), dtype=dtype, zeros=False)
         C = self.alloc((N, nH), dtype=dtype, zeros=False)
+        tanh_C = self.alloc((N, nH), dtype=dtype, zeros=False)
         batch = plan.batch
         recurrent = self.alloc((batch, 4 * nH), dtype=dtype, zeros=False)
         product = self.alloc((batch, nH), dtype=dtype, zeros=False)
@@ -1283,20 +1288,18 @@ class Ops:
             c = C[start:end]
             xp.multiply(G[:, 2 * nH : 3 * nH], c_prev, out=c)
             c += xp.multiply(G[:, nH : 2 * nH], G[:, 3 * nH :], out=product[:b])
-            h = Y[start:end]
-            xp.tanh(c, out=h)
-            h *= G[:, :nH]
+            xp.multiply(xp.tanh(c, out=tanh_C[start:end]), G[:, :nH], out=Y[start:end])
             prev_start, prev_size = start, b
-        return Y, acts, C
+        return Y, acts, C, tanh_C
 
     def _lstm_backward_steps(
-        self, dY: Any, acts: Any, C: Any, c0: Any, W_hh: Any, plan: "_LSTMPlan", direction: int
+        self, dY: Any, acts: Any, C: Any, tanh_C: Any, c0: Any, W_hh: Any, plan: "_LSTMPlan", direction: int
     ) -> Tuple[Any, Any, Any]:
         """Gradients of the gate pre-activations (N, 4nH, order o, i, f, g), and of h0 and c0.
 
         Each step works on its own few rows, which stay in cache: that is faster than
-        computing the step-independent factors for all N rows up front (those passes are
-        memory-bound and strided).
+        computing the step-independent products for all N rows up front (those passes are
+        memory-bound and strided), and than allocating big temporaries (page faults).
         """
         xp = self.xp
         nH = plan.nH
@@ -1311,7 +1314,6 @@ class Ops:
         factors = self.alloc((batch, 4, nH), dtype=dtype, zeros=False)
         dh = self.alloc((batch, nH), dtype=dtype, zeros=False)
         dc = self.alloc((batch, nH), dtype=dtype, zeros=False)
-        tanh_c = self.alloc((batch, nH), dtype=dtype, zeros=False)
         dh_prev = self.alloc((batch, nH), dtype=dtype, zeros=False)
         dc_prev = self.alloc((batch, nH), dtype=dtype, zeros=False)
         cp = self.alloc((batch, nH), dtype=dtype, zeros=False)
@@ -1344,7 +1346,7 @@ class Ops:
                     dh_t[:carried] += dh_prev[:carried]
             D = xp.subtract(1.0, A, out=derivative[:b])
             D *= xp.add(A, shift, out=scratch[:b])
-            tc = xp.tanh(C[start:end], out=tanh_c[:b])
+            tc = tanh_C[start:end]
             Q = factors[:b]
             q_o = xp.multiply(dh_t, tc, out=Q[:, 0])
             # dc = dh o (1 - tanh(c)**2) + dc_next = o (dh - q_o tanh(c)) + dc_next
