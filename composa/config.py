@@ -262,7 +262,8 @@ def _type_name(annotation: Any) -> str:
 
 
 def _suggest(name: str, candidates: Sequence[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.5)
+    cutoff = 0.75 if len(name) > 5 else 0.5  # in short names (nO, n0) one character is a larger share
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=cutoff)
     if not close:
         lowered = {candidate.lower(): candidate for candidate in candidates}
         close = [lowered[name.lower()]] if name.lower() in lowered else []
