@@ -8,6 +8,7 @@
 Without CONFIG, ``train`` uses the bundled default (an MLP on scikit-learn's digits).
 """
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         overrides = parse_overrides(override_tokens)
         if overrides and args.command not in ("train", "config"):
             raise ValueError(f"{args.command} takes no config overrides, got {' '.join(override_tokens)}")
+        import_code(getattr(args, "code", []))
         if getattr(args, "gpu_id", -1) >= 0:
             from .backends import require_gpu
 
@@ -172,6 +174,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_gpu_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--gpu-id", type=int, default=-1, metavar="N", help="run on CUDA GPU N (needs cupy; default: CPU)")
+    command.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a Python file to import first, e.g. one that registers your own layers (repeatable)",
+    )
+
+
+def import_code(paths: Sequence[str]) -> None:
+    """Import each Python file in `paths` (your own code: it runs), so its registrations take effect."""
+    for number, path in enumerate(paths):
+        location = Path(path)
+        if not location.is_file():
+            raise FileNotFoundError(f"--code {path}: no such file")
+        spec = importlib.util.spec_from_file_location(f"composa_user_code_{number}", location)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[spec.name] = module  # type: ignore[union-attr]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
 
 
 def _add_directory_argument(command: argparse.ArgumentParser) -> None:

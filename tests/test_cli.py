@@ -8,6 +8,7 @@ import numpy
 import pytest
 
 import composa
+import composa.cli
 from composa.cli import parse_overrides
 from composa.datasets import digits
 
@@ -153,3 +154,22 @@ def test_parse_overrides_reads_json_values_and_strings():
     }
     with pytest.raises(ValueError, match="needs a value"):
         parse_overrides(["--training.max_epochs"])
+
+
+def test_code_option_imports_user_registered_layers(tmp_path):
+    (tmp_path / "my_layers.py").write_text(
+        "from composa import registry, Relu\n"
+        "@registry.layers('my_wide_relu.v1')\n"
+        "def my_wide_relu(width: int = 48):\n"
+        "    return Relu(width)\n"
+    )
+    config = (Path(composa.__file__).parent / "default.cfg").read_text()
+    (tmp_path / "mine.cfg").write_text(config.replace('[model.*.hidden1]\n@layers = "Relu.v1"\nnO = 64', '[model.*.hidden1]\n@layers = "my_wide_relu.v1"'))
+    args = ["train", str(tmp_path / "mine.cfg"), "--output", str(tmp_path / "run"), "--epochs", "1", "--no-progress", "--no-plot"]
+    assert composa.cli.main(args + ["--code", str(tmp_path / "my_layers.py")]) == 0
+    assert composa.load(tmp_path / "run").layers[0].get_dim("nO") == 48
+
+
+def test_code_option_with_a_missing_file_is_a_clear_error(tmp_path, capsys):
+    assert composa.cli.main(["evaluate", str(tmp_path), "--code", "nowhere.py"]) == 1
+    assert "--code nowhere.py: no such file" in capsys.readouterr().err
