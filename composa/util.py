@@ -46,14 +46,17 @@ class DataValidationError(ValueError):
 
 
 def is_cupy_array(obj: Any) -> bool:
+    """True for a cupy ndarray (never imports cupy)."""
     return type(obj).__module__.startswith("cupy") and hasattr(obj, "shape")
 
 
 def is_numpy_array(obj: Any) -> bool:
+    """True for a numpy ndarray."""
     return isinstance(obj, numpy.ndarray)
 
 
 def is_xp_array(obj: Any) -> bool:
+    """True for a numpy or cupy ndarray."""
     return is_numpy_array(obj) or is_cupy_array(obj)
 
 
@@ -69,6 +72,7 @@ def get_array_module(arr: Any) -> Any:
 
 
 def to_numpy(data: Any) -> Any:
+    """`data` as a numpy array: numpy passes through, cupy is copied to the host, else numpy.array."""
     if isinstance(data, numpy.ndarray):
         return data
     if hasattr(data, "get"):
@@ -185,32 +189,39 @@ def is_torch_array(obj: Any) -> bool:
 
 
 def is_torch_cuda_array(obj: Any) -> bool:
+    """True for a torch tensor on a CUDA device."""
     return is_torch_array(obj) and obj.is_cuda
 
 
 def is_torch_mps_array(obj: Any) -> bool:
+    """True for a torch tensor on Apple's MPS device."""
     return is_torch_array(obj) and obj.device.type == "mps"
 
 
 def is_torch_gpu_array(obj: Any) -> bool:
+    """True for a torch tensor on any GPU (CUDA or MPS)."""
     return is_torch_cuda_array(obj) or is_torch_mps_array(obj)
 
 
 def is_tensorflow_array(obj: Any) -> bool:
+    """True for a TensorFlow tensor (False when TensorFlow was never imported)."""
     tensorflow = sys.modules.get("tensorflow")
     return tensorflow is not None and bool(tensorflow.is_tensor(obj))
 
 
 def is_tensorflow_gpu_array(obj: Any) -> bool:
+    """True for a TensorFlow tensor on a GPU."""
     return is_tensorflow_array(obj) and "GPU:" in str(getattr(obj, "device", ""))
 
 
 def is_mxnet_array(obj: Any) -> bool:
+    """True for an MXNet NDArray (False when MXNet was never imported)."""
     mxnet = sys.modules.get("mxnet")
     return mxnet is not None and isinstance(obj, mxnet.nd.NDArray)
 
 
 def is_mxnet_gpu_array(obj: Any) -> bool:
+    """True for an MXNet NDArray on a GPU."""
     return is_mxnet_array(obj) and obj.context.device_type != "cpu"
 
 
