@@ -46,13 +46,14 @@ def run_torch(twin, model, Xp, dY):
 
 @pytest.mark.parametrize("bi", [False, True])
 @pytest.mark.parametrize("depth", [1, 2])
-def test_matches_torch_lstm_outputs_and_gradients(bi, depth):
+@pytest.mark.parametrize("lengths", [[5, 3, 3, 1, 4], [5, 5, 5]], ids=["ragged", "dense (packed without copies)"])
+def test_matches_torch_lstm_outputs_and_gradients(bi, depth, lengths):
     numpy.random.seed(1)
     model = LSTM(6 if bi else 3, 4, bi=bi, depth=depth).initialize()
     model.set_param("LSTM", model.get_param("LSTM").astype("float64"))
     model.set_param("HC0", numpy.random.uniform(-0.5, 0.5, model.get_param("HC0").shape))
     twin = torch_twin(model)
-    Xp = padded([5, 3, 3, 1, 4], 4)
+    Xp = padded(lengths, 4)
     Yp, backprop = model(Xp, is_train=True)
     dY = numpy.random.uniform(-1, 1, Yp.data.shape)
     dY *= (numpy.arange(5)[:, None] < Xp.lengths[None, :])[:, :, None]  # no gradient on padding
