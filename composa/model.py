@@ -29,6 +29,7 @@ from typing import (
 from ._ids import next_id
 from .backends import CupyOps, NumpyOps, Ops, get_current_ops
 from .errors import (
+    ComposaError,
     ConfigurationError,
     DimensionConflictError,
     SerializationError,
@@ -363,14 +364,24 @@ class Model(Generic[InT, OutT]):
     # Running ------------------------------------------------------------------------
 
     def __call__(self, X: InT, is_train: bool) -> Tuple[OutT, Callable]:
-        """Run forward; return the output and a callback from d(output) to d(input)."""
-        return self._func(self, X, is_train=is_train)
+        """Run forward; return the output and a callback from d(output) to d(input).
+
+        A composa error raised inside forward without a layer name (e.g. by an Ops
+        method) is given this layer's name, so the message says where it happened.
+        """
+        try:
+            return self._func(self, X, is_train=is_train)
+        except ComposaError as error:
+            if not error.layer_path:
+                error.layer_path.append(self.name)
+                error.args = (str(error),)
+            raise
 
     def begin_update(self, X: InT) -> Tuple[OutT, Callable]:
-        return self._func(self, X, is_train=True)
+        return self(X, is_train=True)
 
     def predict(self, X: InT) -> OutT:
-        return self._func(self, X, is_train=False)[0]
+        return self(X, is_train=False)[0]
 
     def initialize(self: SelfT, X: Optional[InT] = None, Y: Optional[OutT] = None) -> SelfT:
         """Infer missing dims from sample batches and allocate params, via the init callable."""

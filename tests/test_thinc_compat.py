@@ -384,7 +384,6 @@ def test_multibatch_and_minibatch():
     assert [len(b) for b in ops.minibatch(3, list(range(7)))] == [3, 3, 1]
 
 
-@pytest.mark.xfail(strict=True, reason="Ops.multibatch does not check that the sequences have the same length: a bare IndexError")
 def test_multibatch_with_sequences_of_different_lengths_is_a_clear_error():
     ops = get_current_ops()
     with pytest.raises(composa.ComposaError, match="multibatch"):

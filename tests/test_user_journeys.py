@@ -486,11 +486,6 @@ def test_to_gpu_without_cupy_is_a_clear_error():
         trained_classifier().to_gpu(0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a list of sequences of different widths reaches numpy.concatenate in Ops.flatten/list2padded: "
-    "a bare numpy ValueError without the layer's name",
-)
 @pytest.mark.parametrize(
     "model",
     [list2ragged(), with_array(Relu(2, 5)), with_padded(LSTM(2, 5))],

@@ -829,7 +829,14 @@ class Ops:
         nonempty = [x for x in X if x.size != 0]
         if not nonempty:
             return self.alloc(X[0].shape, dtype=dtype or X[0].dtype)
-        X = nonempty
+        trailing = tuple(nonempty[0].shape[1:])
+        mismatched = [(i, tuple(x.shape)) for i, x in enumerate(X) if x.size and tuple(x.shape[1:]) != trailing]
+        if mismatched:
+            raise ShapeMismatchError(
+                f"flatten: every array needs the trailing shape {trailing} of the first non-empty one, "
+                f"got {mismatched[:3]} (index, shape)"
+            )
+        X = nonempty  # as the reference: empty items are dropped (also before padding)
         if pad >= 1:
             padding = xp.zeros((pad,) + tuple(X[0].shape[1:]), dtype=X[0].dtype)
             pieces = [padding]
@@ -892,7 +899,7 @@ class Ops:
         data = self.alloc((length, len(seqs)) + trailing, dtype=seqs[0].dtype)
         if sorted_lengths.sum():
             batch_index, time_index = self._padding_index(sorted_lengths)
-            data[time_index, batch_index] = self.xp.concatenate([seqs[i] for i in order.tolist()])
+            data[time_index, batch_index] = self.flatten([seqs[i] for i in order.tolist()])
         size_at_t = (sorted_lengths[None, :] > numpy.arange(length)[:, None]).sum(axis=1)
         return Padded(
             data,
@@ -1023,6 +1030,11 @@ class Ops:
                 raise ConfigurationError(
                     f"Can't multibatch data: argument {i} is a {type(seq).__name__}, which has no length"
                 )
+        lengths = [len(seq) for seq in sequences]
+        if len(set(lengths)) > 1:
+            raise ShapeMismatchError(
+                f"multibatch: the sequences must have the same length, got lengths {lengths}"
+            )
         sizes = self._get_batch_sizes(len(sequence), size)
 
         def _iter_items() -> Iterator[Any]:
