@@ -897,8 +897,12 @@ def change_attr_values(model: Model, mapping: Dict[str, Dict[str, Any]]) -> Mode
 
 
 def wrap_model_recursive(model: Model, wrapper: Callable[[Model], Model]) -> Model:
-    """Wrap every node of the tree with `wrapper` (children first), then the root."""
-    for node in list(model.walk()):
+    """Wrap every node of the tree with `wrapper` once: the descendants in place, then the root.
+
+    The reference also passes the root through `wrapper` inside its loop and then again,
+    so an in-place wrapper (``with_debug``) fired twice for the root; here it runs once.
+    """
+    for node in list(model.walk())[1:]:
         model.replace_node(node, wrapper(node))
     return wrapper(model)
 

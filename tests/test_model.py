@@ -463,7 +463,36 @@ def test_wrap_model_recursive_wraps_every_node():
 
     model = chain(Linear(), Relu())
     assert wrap_model_recursive(model, wrapper) is model
-    assert sorted(wrapped_names) == sorted(["linear>>relu", "linear", "relu", "linear>>relu"])
+    assert sorted(wrapped_names) == sorted(["linear>>relu", "linear", "relu"])
+
+
+def test_wrap_model_recursive_runs_an_in_place_wrapper_once_per_node():
+    calls = []
+
+    def count_forward_calls(node):
+        forward = node._func
+
+        def counted(model, X, is_train):
+            calls.append(model.name)
+            return forward(model, X, is_train)
+
+        node.replace_callbacks(counted, init=node.init)
+        return node
+
+    model = wrap_model_recursive(chain(Relu(3, 2), Linear(2, 3)).initialize(), count_forward_calls)
+    model.predict(numpy.ones((2, 2), dtype="f"))
+    assert calls == ["relu>>linear", "relu", "linear"]
+
+
+def test_wrap_model_recursive_puts_new_wrappers_into_the_tree():
+    model = chain(Relu(3, 2), Linear(2, 3))
+
+    def wrapper(node):
+        return Model(f"wrap({node.name})", lambda m, X, is_train: m.layers[0](X, is_train), layers=[node])
+
+    wrapped = wrap_model_recursive(model, wrapper)
+    assert wrapped.name == "wrap(relu>>linear)" and wrapped.layers == [model]
+    assert [layer.name for layer in model.layers] == ["wrap(relu)", "wrap(linear)"]
 
 
 # Errors and display -------------------------------------------------------------------------
