@@ -97,9 +97,12 @@ class NumpyOps(Ops):
         if temperature != 1.0 or x.size == 0 or x.dtype.kind != "f":
             return super().softmax(x, inplace=inplace, axis=axis, temperature=temperature)
         # Subtracting the row max costs a strided reduction and a broadcast pass. It only
-        # guards against overflow/underflow, which cannot happen when |x| < 80 everywhere
-        # (exp(80) and exp(-80) are finite, non-zero float32s); the result is the same.
-        if not (x.max() < 80.0 and x.min() > -80.0):
+        # guards against overflow/underflow, which cannot happen when |x| < limit everywhere:
+        # exp(-80) is a normal float32, and n * exp(limit) stays finite for n values summed
+        # along the axis (a plain 80 would overflow the sum of ~7000 float32 logits near 80).
+        n = x.shape[axis]
+        limit = min(80.0, float(numpy.log(numpy.finfo(x.dtype).max)) - float(numpy.log(n)) - 1.0)
+        if not (x.max() < limit and x.min() > -80.0):
             return super().softmax(x, inplace=inplace, axis=axis, temperature=temperature)
         out = numpy.exp(x, out=x if inplace else None)
         if out.ndim == 2 and axis in (-1, 1) and out.dtype in (numpy.float32, numpy.float64):

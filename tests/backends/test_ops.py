@@ -723,6 +723,20 @@ def test_softmax_is_stable_for_large_inputs(ops, scale):
     numpy.testing.assert_allclose(Y, torch.softmax(torch.tensor(X), dim=-1).numpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_softmax_of_a_wide_axis_with_large_logits_sums_to_one(ops, axis):
+    # 20000 classes with logits near 80: exp(80) fits in float32 but their sum does not,
+    # so a softmax that skips the max shift would return zeros.
+    X = numpy.full((2, 20000), 79.9, dtype="float32")
+    X[:, 0] = 70.0
+    if axis == 0:
+        X = numpy.ascontiguousarray(X.T)
+    Y = to_host(ops.softmax(ops.asarray(X), axis=axis))
+    numpy.testing.assert_allclose(Y.sum(axis=axis), 1.0, rtol=1e-4)
+    expected = torch.softmax(torch.tensor(X), dim=axis).numpy()
+    numpy.testing.assert_allclose(Y, expected, rtol=1e-4, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_mish_with_a_low_threshold_is_the_identity_above_it(ops, dtype):
     X = numpy.asarray([-3.0, 0.5, 2.0, 3.0, 50.0], dtype=dtype)
