@@ -131,11 +131,16 @@ def train(
     _write_meta(output, train_X.shape[1], n_classes, best)
 
     metrics: Dict[str, Any] = history[-1] if history else {}
-    patience_left = settings["patience"]
+    # Epochs without improvement since the best one count on across a resume, as without one.
+    patience_left = settings["patience"] - (start_epoch - 1 - best["epoch"])
+    last_epoch = settings["max_epochs"]
+    if settings["patience"] and history and patience_left <= 0:
+        reporter.say(f"The run had already stopped early (no dev improvement for {settings['patience']} epochs)")
+        last_epoch = start_epoch - 1
     batch_size = settings["batch_size"]
-    reporter.start(settings["max_epochs"], start_epoch, len(train_X), batch_size, history)
+    reporter.start(last_epoch, start_epoch, len(train_X), batch_size, history)
     try:
-        for epoch in range(start_epoch, settings["max_epochs"] + 1):
+        for epoch in range(start_epoch, last_epoch + 1):
             started = time.perf_counter()
             loss = _train_epoch(model, optimizer, loss_fn, train_X, train_Y, n_classes, batch_size,
                                 _epoch_order(settings["seed"], epoch, len(train_X)), reporter)

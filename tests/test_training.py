@@ -114,6 +114,25 @@ def test_patience_stops_early(tmp_path):
     assert result["epoch"] == 2
 
 
+def test_patience_counts_on_across_a_resume(tmp_path):
+    config = small_config(**{"training.patience": 2, "training.max_epochs": 6, "optimizer.learn_rate": 0.0})
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    assert run(config, straight)["epoch"] == 3
+    with pytest.raises(KeyboardInterrupt):
+        run(config, interrupted, on_epoch_end=stop_after(2))
+    assert run(None, interrupted, resume=True)["epoch"] == 3
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path):
+    config = small_config(**{"training.patience": 1, "optimizer.learn_rate": 0.0})
+    run(config, tmp_path)
+    before = checkpoint_model_bytes(tmp_path)
+    assert run(None, tmp_path, resume=True)["epoch"] == 2
+    assert checkpoint_model_bytes(tmp_path) == before
+    # A larger patience lets it go on.
+    assert run(None, tmp_path, resume=True, overrides={"training.patience": 3})["epoch"] == 4
+
+
 def test_refuses_to_overwrite_a_run_unless_forced(tmp_path):
     run(small_config(**{"training.max_epochs": 1}), tmp_path)
     with pytest.raises(ConfigurationError, match="--resume"):
