@@ -274,8 +274,11 @@ class Optimizer:
 
     def _reset_if_resized(self, key: KeyT, weights: Any) -> None:
         # A resized param (e.g. a grown output layer) starts its moments and average afresh.
-        moment = self.mom1.get(key)
-        if moment is not None and moment.size != weights.size:
+        # SGD keeps no moments, so the average (when kept) must be checked too.
+        moment, average = self.mom1.get(key), (self.averages or {}).get(key)
+        if (moment is not None and moment.size != weights.size) or (
+            average is not None and tuple(average.shape) != tuple(weights.shape)
+        ):
             for table in (self.mom1, self.mom2, self.averages or {}):
                 table.pop(key, None)
             self.nr_update[key] = 0

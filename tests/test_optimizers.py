@@ -166,6 +166,18 @@ def test_a_resized_param_starts_its_moments_afresh():
     numpy.testing.assert_allclose(weights, -0.01, rtol=1e-5)
 
 
+@pytest.mark.parametrize("new_shape", [(5,), (3, 1)])
+def test_sgd_averages_of_a_resized_param_start_afresh(new_shape):
+    # SGD keeps no moments: the average alone must notice the new shape.
+    optimizer = SGD(0.5, grad_clip=0.0)
+    optimizer(KEY, numpy.zeros(3), numpy.ones(3))
+    weights = numpy.zeros(new_shape)
+    optimizer(KEY, weights, numpy.ones(new_shape))
+    numpy.testing.assert_allclose(weights, -0.5)
+    numpy.testing.assert_allclose(optimizer.averages[KEY], weights)
+    assert optimizer.nr_update[KEY] == 1
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     grad=arrays("float64", 6, elements=st.floats(1e-2, 1e3) | st.floats(-1e3, -1e-2)),
