@@ -248,12 +248,16 @@ def _prepare_config(
     overrides: Dict[str, Any],
 ) -> Config:
     has_run = (output / STATE_FILE).exists() or (output / MODEL_FILE).exists()
+    if seed is not None:
+        overrides = {**overrides, "training.seed": seed}
     if resume and (output / CONFIG_FILE).is_file():
         # The saved config is the run's truth; a config given again must not silently win.
+        # Both sides get this command's overrides, so repeating the first command with
+        # --resume (same --seed and --section.key values) is accepted.
         saved = load_config(output)
         if config is not None and not isinstance(config, Config):
-            given = _with_training_defaults(load_train_config(config)).interpolate()
-            if given != _with_training_defaults(saved).interpolate():
+            given = apply_overrides(_with_training_defaults(load_train_config(config)), overrides).interpolate()
+            if given != apply_overrides(_with_training_defaults(saved), overrides).interpolate():
                 raise ConfigurationError(
                     f"--resume: {config} differs from the config saved in {output / CONFIG_FILE}; "
                     "resume without a config (or use --force with a new --output)"
@@ -267,8 +271,6 @@ def _prepare_config(
     if config is None or isinstance(config, (str, Path)):
         config = load_train_config(config)
     config = _with_training_defaults(config)
-    if seed is not None:
-        overrides = {**overrides, "training.seed": seed}
     return apply_overrides(config, overrides)
 
 

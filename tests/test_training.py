@@ -163,6 +163,16 @@ def test_resume_rejects_a_different_config(tmp_path):
         run(other, tmp_path / "run", resume=True)
 
 
+def test_resume_accepts_the_first_command_repeated_with_its_seed_and_overrides(tmp_path):
+    given = tmp_path / "given.cfg"
+    small_config().to_disk(given)
+    run(given, tmp_path / "run", seed=7, overrides={"optimizer.learn_rate": 0.01, "training.max_epochs": 1})
+    more = {"optimizer.learn_rate": 0.01, "training.max_epochs": 2}
+    assert run(given, tmp_path / "run", resume=True, seed=7, overrides=more)["epoch"] == 2
+    with pytest.raises(ConfigurationError, match="differs"):
+        run(given, tmp_path / "run", resume=True, seed=8)
+
+
 def test_unknown_training_setting_is_named(tmp_path):
     with pytest.raises(ConfigurationError, match="max_epoch"):
         run(small_config(**{"training.max_epoch": 2}), tmp_path)
