@@ -6,15 +6,15 @@ runs the module through its ``PyTorchShim`` and converts the output back
 tensors share memory on CPU and go through DLPack on GPU, so conversion is cheap.
 torch is imported only when a wrapper is built.
 """
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
-from ..errors import ComposaError, ConfigurationError, describe
+from ..errors import ComposaError, ConfigurationError, ShapeMismatchError, describe
 from ..model import Model
 from ..shims import PyTorchGradScaler, PyTorchShim, TorchScriptShim
 from ..shims.pytorch import PyTorchModuleError
 from ..types import ArgsKwargs, Padded
-from ..util import convert_recursive, is_torch_array, is_xp_array, partial, torch2xp, xp2torch
+from ..util import convert_recursive, is_torch_array, is_xp_array, iterate_recursive, partial, torch2xp, xp2torch
 
 __all__ = [
     "PyTorchWrapper",
@@ -238,7 +238,14 @@ def convert_pytorch_default_outputs(model: Model, X_Ytorch: Tuple[Any, Any], is_
             dYtorch = _to_torch(dY, device=device, requires_grad=False)
         else:
             dYtorch = convert_recursive(is_xp_array, partial(_to_torch, device=device, requires_grad=False), dY)
-        return ArgsKwargs(args=((Ytorch,),), kwargs={"grad_tensors": _as_tuple(dYtorch)})
+        if is_torch_array(Ytorch):
+            return ArgsKwargs(args=((Ytorch,),), kwargs={"grad_tensors": _as_tuple(dYtorch)})
+        # Several outputs (a tuple, list or dict of tensors): backprop through each one that
+        # has a gradient and is part of the graph, pairing dY with Y by position or key.
+        pairs = [(output, grad) for output, grad in _paired_tensors(model, Ytorch, dYtorch) if output.requires_grad]
+        return ArgsKwargs(
+            args=(tuple(output for output, _ in pairs),), kwargs={"grad_tensors": tuple(grad for _, grad in pairs)}
+        )
 
     return Y, reverse_conversion
 
@@ -279,6 +286,29 @@ def _named(error: ComposaError, model: Model) -> ComposaError:
 
 def _to_torch(array: Any, *, device: Any, requires_grad: bool) -> Any:
     return xp2torch(array, requires_grad=requires_grad and array.dtype.kind == "f", device=device)
+
+
+def _paired_tensors(model: Model, outputs: Any, grads: Any) -> List[Tuple[Any, Any]]:
+    """(output tensor, gradient tensor) pairs of two like-shaped structures; a None gradient is skipped."""
+    if grads is None:
+        return []
+    if is_torch_array(outputs):
+        if not is_torch_array(grads):
+            raise ShapeMismatchError(f"backprop expected an array for an output tensor, got {describe(grads)}", layer=model.name)
+        return [(outputs, grads)]
+    if isinstance(outputs, dict) and isinstance(grads, dict):
+        unknown = sorted(str(key) for key in grads if key not in outputs)
+        if unknown:
+            raise ShapeMismatchError(f"backprop got gradients for outputs {unknown}, which the module did not return", layer=model.name)
+        return [pair for key in outputs for pair in _paired_tensors(model, outputs[key], grads.get(key))]
+    if isinstance(outputs, (list, tuple)) and isinstance(grads, (list, tuple)) and len(outputs) == len(grads):
+        return [pair for output, grad in zip(outputs, grads) for pair in _paired_tensors(model, output, grad)]
+    if not any(True for _ in iterate_recursive(is_torch_array, outputs)):
+        return []  # e.g. an int or string in the output: nothing to backprop
+    raise ShapeMismatchError(
+        f"backprop expected gradients shaped like the output {describe(outputs)}, got {describe(grads)}",
+        layer=model.name,
+    )
 
 
 def _as_tuple(value: Any) -> Tuple[Any, ...]:

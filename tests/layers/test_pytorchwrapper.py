@@ -194,6 +194,47 @@ def test_integer_inputs_pass_through_without_gradients():
     numpy.testing.assert_allclose(embedding_grad[4], [2.0, 2.0, 2.0])
 
 
+class TwoHeads(torch.nn.Module):
+    """A module with several outputs: a tuple, or a dict when `as_dict`."""
+
+    def __init__(self, as_dict: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(6, 3)
+        self.as_dict = as_dict
+
+    def forward(self, X):
+        Y = self.linear(X)
+        return {"first": Y, "second": torch.tanh(Y)} if self.as_dict else (Y, torch.tanh(Y))
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_a_module_with_several_outputs_backprops_through_each(as_dict):
+    X, dY1, dY2 = batch(), batch(width=3, seed=1), batch(width=3, seed=2)
+    Y, backprop = PyTorchWrapper(TwoHeads(as_dict)).begin_update(X)
+    dX = backprop({"first": dY1, "second": dY2} if as_dict else (dY1, dY2))
+    reference, Xtorch = TwoHeads(as_dict), torch.tensor(X, requires_grad=True)
+    outputs = reference(Xtorch)
+    outputs = (outputs["first"], outputs["second"]) if as_dict else outputs
+    torch.autograd.backward(outputs, (torch.tensor(dY1), torch.tensor(dY2)))
+    numpy.testing.assert_allclose(dX, Xtorch.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_none_gradient_skips_that_output():
+    X, dY = batch(), batch(width=3, seed=1)
+    _, backprop = PyTorchWrapper(TwoHeads()).begin_update(X)
+    dX = backprop((dY, None))
+    Xtorch = torch.tensor(X, requires_grad=True)
+    TwoHeads()(Xtorch)[0].backward(torch.tensor(dY))
+    numpy.testing.assert_allclose(dX, Xtorch.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_shaped_unlike_the_outputs_name_the_layer():
+    _, backprop = PyTorchWrapper(TwoHeads()).begin_update(batch())
+    with pytest.raises(ShapeMismatchError, match="pytorch"):
+        backprop((batch(width=3),))
+
+
 def test_custom_converters_are_used():
     calls = []
 
