@@ -176,7 +176,8 @@ def _as_feature_rows(X: Any, path: Path) -> numpy.ndarray:
     if X.dtype.kind not in "biuf":
         raise DataFileError(f"{path}: features must be numbers, got dtype {X.dtype}")
     if X.ndim == 1 and X.size:
-        X = X.reshape(1, -1) if path.suffix.lower() != ".npy" else X.reshape(-1, 1)
+        # One number per row (a .jsonl of {"x": 0.5} lines, a 1d array): a single feature column.
+        X = X.reshape(-1, 1)
     if X.ndim != 2:
         raise DataFileError(f"{path}: expected a 2d table of feature rows, got shape {X.shape}")
     if not numpy.isfinite(X).all():

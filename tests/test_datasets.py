@@ -56,6 +56,18 @@ def test_feature_readers_accept_headers_and_bare_lists(tmp_path):
     numpy.testing.assert_array_equal(read_features(tmp_path / "rows.jsonl"), [[1, 2], [3, 4]])
 
 
+@pytest.mark.parametrize("fmt", ["npz", "jsonl"])
+def test_one_number_per_row_is_one_feature_column(tmp_path, fmt):
+    path = tmp_path / f"data.{fmt}"
+    if fmt == "npz":
+        numpy.savez(path, X=numpy.array([0.5, 1.5, 2.5]), y=numpy.array([0, 1, 1]))
+    else:
+        path.write_text("".join(json.dumps({"x": x, "y": y}) + "\n" for x, y in [(0.5, 0), (1.5, 1), (2.5, 1)]))
+    X, Y = read_labelled(path)
+    numpy.testing.assert_array_equal(X, [[0.5], [1.5], [2.5]])
+    numpy.testing.assert_array_equal(Y, [0, 1, 1])
+
+
 def test_unusable_files_get_clear_errors(tmp_path):
     with pytest.raises(DataFileError, match="does not exist"):
         read_features(tmp_path / "missing.csv")
