@@ -883,6 +883,7 @@ class Ops:
     def unpad(self, padded: Any, lengths: Any) -> list:
         """The first ``lengths[i]`` rows of ``padded[i]``, for each i."""
         host_lengths = self._check_lengths("unpad", lengths, None, n_seqs=padded.shape[0])
+        _check_fits("unpad", host_lengths, padded.shape[1])
         return [padded[i, :length] for i, length in enumerate(host_lengths.tolist())]
 
     def list2padded(self, seqs: Sequence[Any]) -> Padded:
@@ -910,8 +911,14 @@ class Ops:
 
     def padded2list(self, padded: Padded) -> list:
         """Time-major Padded -> the list of sequences in their original order."""
-        host_lengths = self.to_numpy(padded.lengths).astype("int64")
+        n_steps, n_seqs = padded.data.shape[0], padded.data.shape[1]
+        host_lengths = self._check_lengths("padded2list", padded.lengths, None, n_seqs=n_seqs)
+        _check_fits("padded2list", host_lengths, n_steps)
         host_indices = self.to_numpy(padded.indices).astype("int64")
+        if not numpy.array_equal(numpy.sort(host_indices), numpy.arange(n_seqs)):
+            raise ShapeMismatchError(
+                f"padded2list: indices must be a permutation of 0..{n_seqs - 1}, got {host_indices.tolist()[:10]}"
+            )
         out: list = [None] * len(host_lengths)
         for column, (index, length) in enumerate(zip(host_indices.tolist(), host_lengths.tolist())):
             out[index] = padded.data[:length, column]
@@ -1401,7 +1408,7 @@ class Ops:
             bound = "positive" if positive else "non-negative"
             raise ShapeMismatchError(f"{op}: lengths must be {bound}, got min length {int(host.min())}")
         if n_seqs is not None and host.shape[0] != n_seqs:
-            raise ShapeMismatchError(f"{op}: {n_seqs} rows of gradients but {host.shape[0]} lengths")
+            raise ShapeMismatchError(f"{op}: {n_seqs} sequences in the array but {host.shape[0]} lengths")
         if n_rows is not None and int(host.sum()) != n_rows:
             raise ShapeMismatchError(
                 f"{op}: lengths sum to {int(host.sum())} but the array has {n_rows} rows"
@@ -1601,6 +1608,14 @@ def _check_same_shape(op: str, a: Any, b: Any, name_a: str = "dY", name_b: str =
     if tuple(a.shape) != tuple(b.shape):
         raise ShapeMismatchError(
             f"{op}: {name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
+def _check_fits(op: str, host_lengths: Any, n_steps: int) -> None:
+    """Raise unless every sequence length fits in the `n_steps` steps of a padded array."""
+    if host_lengths.size and int(host_lengths.max()) > n_steps:
+        raise ShapeMismatchError(
+            f"{op}: a sequence has length {int(host_lengths.max())} but the data is padded to {n_steps} steps"
         )
 
 

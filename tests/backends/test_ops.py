@@ -416,6 +416,27 @@ def test_list2padded_sorts_by_length_and_padded2list_restores_order(ops):
     assert ops.padded2list(ops.list2padded([])) == []
 
 
+def test_unpad_and_padded2list_refuse_lengths_longer_than_the_padding(ops):
+    # Slicing would silently cut such sequences short.
+    with pytest.raises(ValueError, match=r"unpad: .*length 5.* padded to 3 steps"):
+        ops.unpad(ops.alloc3f(2, 3, 4), ops.asarray1i([5, 1]))
+    lengths, size_at_t = ops.asarray1i([5, 1]), ops.asarray1i([2, 1, 1])
+    too_long = Padded(ops.alloc3f(3, 2, 4), size_at_t, lengths, ops.asarray1i([0, 1]))
+    with pytest.raises(ValueError, match=r"padded2list: .*length 5.* 3 steps"):
+        ops.padded2list(too_long)
+
+
+def test_padded2list_refuses_indices_that_are_not_a_permutation(ops):
+    # indices [0, 0] would leave sequence 1 out of the list (a None in its place).
+    lengths, size_at_t = ops.asarray1i([3, 1]), ops.asarray1i([2, 1, 1])
+    padded = Padded(ops.alloc3f(3, 2, 4), size_at_t, lengths, ops.asarray1i([0, 0]))
+    with pytest.raises(ValueError, match=r"padded2list: indices must be a permutation of 0..1, got \[0, 0\]"):
+        ops.padded2list(padded)
+    wrong_count = Padded(ops.alloc3f(3, 2, 4), size_at_t, ops.asarray1i([3]), ops.asarray1i([0]))
+    with pytest.raises(ValueError, match=r"padded2list: .*2 sequences.*1 lengths"):
+        ops.padded2list(wrong_count)
+
+
 def test_insert_into_tile_and_as_contig(ops):
     out = ops.insert_into((2, 3, 1), [ops.alloc2f(2, 1) + 1, ops.alloc2f(3, 1) + 2])
     numpy.testing.assert_array_equal(to_host(out)[:, :, 0], [[1, 1, 0], [2, 2, 2]])
