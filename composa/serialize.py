@@ -173,6 +173,9 @@ def write_bytes_atomic(path: Union[str, Path], data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); give it the mode open() would have given,
+        # or keep the mode of the file it replaces, so other users can still read models.
+        _set_mode(handle, path)
         with os.fdopen(handle, "wb") as file_:
             file_.write(data)
             file_.flush()
@@ -183,6 +186,29 @@ def write_bytes_atomic(path: Union[str, Path], data: bytes) -> None:
             os.unlink(temp_name)
         raise
     _fsync_directory(path.parent)
+
+
+def _set_mode(handle: int, path: Path) -> None:
+    if not hasattr(os, "fchmod"):  # Windows: no POSIX modes to fix
+        return
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = 0o666 & ~_umask()
+    os.fchmod(handle, mode)
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as status:  # Linux: read it without changing it
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -136,6 +136,20 @@ def test_to_disk_and_from_disk(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["model.bin"]  # no temp files left
 
 
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX file modes")
+def test_saved_files_get_the_usual_mode_not_a_private_temp_file_mode(tmp_path):
+    path = tmp_path / "model.bin"
+    previous = os.umask(0o022)
+    try:
+        trained_mlp().to_disk(path)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o640)  # an existing file keeps the mode its owner gave it
+    trained_mlp().to_disk(path)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 def test_from_disk_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         mlp().from_disk(tmp_path / "missing.bin")
