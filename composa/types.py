@@ -147,7 +147,14 @@ def _batch_indices(index: Any, size: int, container: str) -> Any:
         return numpy.asarray([position], dtype="int64")
     if isinstance(index, slice):
         return numpy.arange(size, dtype="int64")[index]
-    positions = numpy.asarray(getattr(index, "get", lambda: index)(), dtype="int64").reshape(-1)
+    positions = numpy.asarray(getattr(index, "get", lambda: index)())
+    if positions.dtype == bool:  # a mask over the sequences, not a list of positions
+        if positions.shape != (size,):
+            raise IndexError(
+                f"{container}: a boolean mask of {positions.size} items for {size} sequences"
+            )
+        return numpy.flatnonzero(positions)
+    positions = positions.astype("int64").reshape(-1)
     if positions.size and (positions.min() < -size or positions.max() >= size):
         raise IndexError(f"{container} index out of range for {size} sequences")
     return numpy.where(positions < 0, positions + size, positions)

@@ -54,6 +54,16 @@ def test_ragged_array_index_selects_sequences_in_order():
         ragged[0, 1]
 
 
+def test_ragged_and_padded_take_a_boolean_mask_as_a_selection():
+    # A mask is not a list of positions: [True, False, True] selects sequences 0 and 2.
+    ragged = make_ragged([1, 2, 3])
+    for mask in ([True, False, True], numpy.asarray([True, False, True])):
+        assert sequences(ragged[mask]) == [sequences(ragged)[0], sequences(ragged)[2]]
+    numpy.testing.assert_array_equal(make_padded()[[False, True, True]].lengths, [2, 1])
+    with pytest.raises(IndexError, match="boolean mask of 2 items for 3 sequences"):
+        ragged[[True, False]]
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(0, 4), max_size=6), st.integers(-7, 7), st.integers(-7, 7), st.sampled_from([None, 1, 2, -1]))
 def test_ragged_slicing_matches_list_slicing(lengths, start, stop, step):
