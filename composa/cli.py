@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy
 
 from .about import __version__
+from .errors import ComposaError
 
 __all__ = ["main", "parse_overrides"]
 
@@ -52,8 +53,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # e.g. `composa predict ... | head`
         sys.stderr.close()
         return 0
-    except (ValueError, KeyError, TypeError, OSError) as error:
-        # composa's own errors subclass these builtins; confection's ConfigValidationError is a ValueError.
+    except (ComposaError, ValueError, KeyError, TypeError, OSError) as error:
+        # confection's ConfigValidationError is a ValueError; ComposaError also covers
+        # the RuntimeError kind (a wrapped torch module that failed).
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"composa {args.command}: error: {str(message).strip()}", file=sys.stderr)
         return 1

@@ -173,3 +173,10 @@ def test_code_option_imports_user_registered_layers(tmp_path):
 def test_code_option_with_a_missing_file_is_a_clear_error(tmp_path, capsys):
     assert composa.cli.main(["evaluate", str(tmp_path), "--code", "nowhere.py"]) == 1
     assert "--code nowhere.py: no such file" in capsys.readouterr().err
+
+
+def test_a_composa_runtime_error_is_one_line_and_exit_status_1(tmp_path, capsys):
+    code = tmp_path / "failing.py"
+    code.write_text("from composa.shims.pytorch import PyTorchModuleError\nraise PyTorchModuleError('the module failed')\n")
+    assert composa.cli.main(["evaluate", str(tmp_path), "--code", str(code)]) == 1
+    assert "composa evaluate: error: the module failed" in capsys.readouterr().err
