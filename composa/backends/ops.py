@@ -1098,7 +1098,10 @@ class Ops:
             return [sequence[i] for i in indices.tolist()]
         if isinstance(sequence, tuple):
             return tuple(sequence[i] for i in indices.tolist())
-        if isinstance(sequence, numpy.ndarray) or type(sequence).__module__.startswith("cupy"):
+        if isinstance(sequence, numpy.ndarray):
+            # Select on the host first: only the batch's rows cross to the device.
+            return self.xp.ascontiguousarray(self.asarray(sequence[indices]))
+        if type(sequence).__module__.startswith("cupy"):
             return self.xp.ascontiguousarray(self.asarray(sequence)[self.xp.asarray(indices)])
         return sequence[indices]
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composa.backends import OpIndexError
+from composa.backends import NumpyOps, OpIndexError
 from composa.errors import ShapeMismatchError
 from composa.types import Padded, SizedGenerator
 from composa.util import fix_random_seed
@@ -576,6 +576,22 @@ def test_minibatch_slices_arrays_tuples_and_shuffles(ops):
     assert [b.shape for b in batches] == [(4,), (4,), (2,)]
     assert sorted(to_host(numpy.concatenate([to_host(b) for b in batches])).tolist()) == list(range(10))
     assert list(ops.minibatch(3, (1, 2, 3, 4)))[1] == (4,)
+
+
+def test_minibatch_moves_only_each_batch_to_the_device():
+    # On a GPU backend, converting the whole host array for every batch would copy the
+    # dataset once per batch; only the batch's rows may cross.
+    class RecordingOps(NumpyOps):
+        converted = []
+
+        def asarray(self, data, *, dtype=None):
+            self.converted.append(len(data))
+            return super().asarray(data, dtype=dtype)
+
+    X = numpy.arange(100, dtype="f").reshape((50, 2))
+    batches = list(RecordingOps().minibatch(8, X))
+    numpy.testing.assert_array_equal(numpy.concatenate(batches), X)
+    assert max(RecordingOps.converted) == 8
 
 
 def test_multibatch_keeps_sequences_aligned(ops):
