@@ -152,6 +152,8 @@ def train(
                 if improved:
                     best = {"dev_accuracy": dev_accuracy, "epoch": epoch}
                     model.to_disk(output / MODEL_FILE)
+            if hasattr(optimizer, "last_score"):
+                optimizer.last_score = dev_accuracy  # plateau schedules react to the dev score
             metrics = {
                 "epoch": epoch,
                 "loss": loss,

@@ -133,6 +133,21 @@ def test_resuming_a_run_that_stopped_early_trains_no_further(tmp_path):
     assert run(None, tmp_path, resume=True, overrides={"training.patience": 3})["epoch"] == 4
 
 
+def test_the_dev_score_reaches_plateau_schedules(tmp_path):
+    # A learning rate too small to change the dev accuracy: every epoch after the first is a plateau.
+    config = small_config(**{"training.max_epochs": 3})
+    config["optimizer"]["learn_rate"] = {
+        "@schedules": "plateau.v1",
+        "max_patience": 1,
+        "scale": 0.5,
+        "schedule": {"@schedules": "constant.v1", "rate": 1e-12},
+    }
+    run(config, tmp_path)
+    optimizer_state = msgpack_loads(msgpack_loads((tmp_path / STATE_FILE).read_bytes())["optimizer"])
+    assert optimizer_state["last_score"][1] == json.loads((tmp_path / "meta.json").read_text())["best_dev_accuracy"]
+    assert optimizer_state["schedules"]["learn_rate"]["attrs"]["n_plateaus"] == 2
+
+
 def test_refuses_to_overwrite_a_run_unless_forced(tmp_path):
     run(small_config(**{"training.max_epochs": 1}), tmp_path)
     with pytest.raises(ConfigurationError, match="--resume"):
