@@ -7,6 +7,7 @@ slicing follows Python's rules (``r[:2]``, ``r[::2]``, negative indices).
 """
 from dataclasses import dataclass
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -82,21 +83,31 @@ def _alias(name: str, ndim: Optional[int], kind: Optional[str]) -> type:
     return type(name, (_ArrayAnnotation,), {"ndim": ndim, "kind": kind, "__doc__": doc})
 
 
-Floats1d = _alias("Floats1d", 1, "f")
-Floats2d = _alias("Floats2d", 2, "f")
-Floats3d = _alias("Floats3d", 3, "f")
-Floats4d = _alias("Floats4d", 4, "f")
-FloatsXd = _alias("FloatsXd", None, "f")
-Ints1d = _alias("Ints1d", 1, "i")
-Ints2d = _alias("Ints2d", 2, "i")
-Ints3d = _alias("Ints3d", 3, "i")
-Ints4d = _alias("Ints4d", 4, "i")
-IntsXd = _alias("IntsXd", None, "i")
-Array1d = _alias("Array1d", 1, None)
-Array2d = _alias("Array2d", 2, None)
-Array3d = _alias("Array3d", 3, None)
-Array4d = _alias("Array4d", 4, None)
-ArrayXd = _alias("ArrayXd", None, None)
+if TYPE_CHECKING:
+    # For type checkers every alias is an ndarray, so `X.shape`, `X.sum()`... check.
+    from numpy import ndarray as Array1d, ndarray as Array2d, ndarray as Array3d  # noqa: F401
+    from numpy import ndarray as Array4d, ndarray as ArrayXd  # noqa: F401
+    from numpy import ndarray as Floats1d, ndarray as Floats2d, ndarray as Floats3d  # noqa: F401
+    from numpy import ndarray as Floats4d, ndarray as FloatsXd  # noqa: F401
+    from numpy import ndarray as Ints1d, ndarray as Ints2d, ndarray as Ints3d  # noqa: F401
+    from numpy import ndarray as Ints4d, ndarray as IntsXd  # noqa: F401
+else:
+    Floats1d = _alias("Floats1d", 1, "f")
+    Floats2d = _alias("Floats2d", 2, "f")
+    Floats3d = _alias("Floats3d", 3, "f")
+    Floats4d = _alias("Floats4d", 4, "f")
+    FloatsXd = _alias("FloatsXd", None, "f")
+    Ints1d = _alias("Ints1d", 1, "i")
+    Ints2d = _alias("Ints2d", 2, "i")
+    Ints3d = _alias("Ints3d", 3, "i")
+    Ints4d = _alias("Ints4d", 4, "i")
+    IntsXd = _alias("IntsXd", None, "i")
+    Array1d = _alias("Array1d", 1, None)
+    Array2d = _alias("Array2d", 2, None)
+    Array3d = _alias("Array3d", 3, None)
+    Array4d = _alias("Array4d", 4, None)
+    ArrayXd = _alias("ArrayXd", None, None)
+
 List1d = List[Any]
 List2d = List[Any]
 List3d = List[Any]
