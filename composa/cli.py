@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy
 
 from .about import __version__
-from .errors import ComposaError
+from .errors import ComposaError, ConfigurationError
 
 __all__ = ["main", "parse_overrides"]
 
@@ -192,9 +192,11 @@ def import_code(paths: Sequence[str]) -> None:
         if not location.is_file():
             raise FileNotFoundError(f"--code {path}: no such file")
         spec = importlib.util.spec_from_file_location(f"composa_user_code_{number}", location)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[spec.name] = module  # type: ignore[union-attr]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        if spec is None or spec.loader is None:
+            raise ConfigurationError(f"--code {path}: not a Python file that can be imported")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
 
 
 def _add_directory_argument(command: argparse.ArgumentParser) -> None:

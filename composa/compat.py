@@ -9,7 +9,7 @@ import functools
 import importlib
 import importlib.util
 import warnings
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from .backends.cupy_ops import has_cupy, has_cupy_gpu
 
@@ -74,7 +74,7 @@ def _version_tuple(text: str) -> tuple:
 @functools.lru_cache(maxsize=None)
 def _flags() -> dict:
     torch = _torch()
-    flags = {
+    flags: Dict[str, Any] = {
         "has_torch": torch is not None,
         "torch_version": None,
         "has_torch_cuda_gpu": False,
@@ -90,7 +90,7 @@ def _flags() -> dict:
             flags["has_torch_cuda_gpu"] = False
         mps = getattr(torch.backends, "mps", None)
         flags["has_torch_mps"] = mps is not None and bool(mps.is_built())
-        flags["has_torch_mps_gpu"] = flags["has_torch_mps"] and bool(mps.is_available())
+        flags["has_torch_mps_gpu"] = mps is not None and flags["has_torch_mps"] and bool(mps.is_available())
         # fp16 autocast with loss scaling needs CUDA; CPU autocast (bfloat16) needs no scaler
         flags["has_torch_amp"] = flags["has_torch_cuda_gpu"]
     flags["has_gpu"] = has_cupy_gpu or flags["has_torch_mps_gpu"]

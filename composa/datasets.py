@@ -56,7 +56,8 @@ def read_features(path: Union[str, Path]) -> numpy.ndarray:
         X = _npz_array(path, ("X", "x", "features"))
     elif suffix == ".csv":
         X = _read_csv(path)
-        if X.shape[1] and _csv_header(path) and _csv_header(path)[-1].lower() in _LABEL_NAMES:
+        header = _csv_header(path)
+        if X.shape[1] and header and header[-1].lower() in _LABEL_NAMES:
             X = X[:, :-1]
     elif suffix in (".jsonl", ".ndjson"):
         X = _jsonl_column(path, _FEATURE_NAMES, required=True)

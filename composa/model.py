@@ -24,6 +24,7 @@ from typing import (
     Tuple,
     TypeVar,
     Union,
+    cast,
 )
 
 from ._ids import next_id
@@ -131,7 +132,7 @@ class Model(Generic[InT, OutT]):
         Model.global_id = self.id
         self.ops = ops if ops is not None else get_current_ops()
         self._func = forward
-        self.init = init if init is not None else empty_init
+        self.init: Optional[Callable] = init if init is not None else empty_init
         self._dims: Dict[str, Optional[int]] = {}
         for dim_name, value in (dims or {}).items():
             self._dims[dim_name] = None
@@ -511,13 +512,14 @@ class Model(Generic[InT, OutT]):
                     name: (memo.get(id(target), target) if target is not None else None)
                     for name, target in node_copy._refs.items()
                 }
-        return copied  # type: ignore[return-value]
+        # composa builds every layer as a plain Model, so the copy has the type of self
+        return cast(SelfT, copied)
 
     def _copy_node(self, memo: Dict[int, Any]) -> "Model":
         if id(self) in memo:
             return memo[id(self)]
         xp_copy = _copy_array
-        copied = Model(
+        copied: Model = Model(
             self.name,
             self._func,
             init=self.init,
@@ -746,10 +748,12 @@ def _plan_load(nodes: List[Model], msg: Any, *, strict: bool = True) -> List[Dic
         raise SerializationError(
             f"the bytes use format version {version!r}; this composa reads up to {FORMAT_VERSION}"
         )
-    fields = {key: msg.get(key) for key in ("nodes", "attrs", "params", "shims")}
-    for key, value in fields.items():
+    fields: Dict[str, list] = {}
+    for key in ("nodes", "attrs", "params", "shims"):
+        value = msg.get(key)
         if not isinstance(value, list):
             raise SerializationError(f"field {key!r} must be a list, got {type(value).__name__}")
+        fields[key] = value
         if len(value) != len(nodes):
             raise SerializationError(
                 f"mismatched structure: the model has {len(nodes)} nodes, "
@@ -832,7 +836,8 @@ def _snapshot(node: Model) -> Tuple[Dict, Dict, Dict, Dict]:
 
 
 def _restore(node: Model, state: Tuple[Dict, Dict, Dict, Dict]) -> None:
-    for current, saved in zip((node._dims, node._refs, node._attrs, node._params), state):
+    currents: Tuple[Dict[str, Any], ...] = (node._dims, node._refs, node._attrs, node._params)
+    for current, saved in zip(currents, state):
         current.clear()
         current.update(saved)
 

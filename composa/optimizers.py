@@ -455,7 +455,7 @@ def _to_numpy(array: Any) -> Any:
 def _locator(model: Any) -> Any:
     """A function from ``(id, name)`` keys to ``["node", walk_index, name]`` or ``["shim", i, j, name]``."""
     node_keys: Dict[KeyT, List[Any]] = {}
-    shim_places: Dict[int, Tuple[int, int]] = {}
+    shim_places: Dict[Optional[int], Tuple[int, int]] = {}  # a shim without an id is keyed None
     for index, node in enumerate(model.walk()):
         for name in node.param_names:
             node_keys[(node.id, name)] = ["node", index, name]

@@ -48,9 +48,20 @@ def _encode(obj: Any) -> Any:
     if isinstance(obj, numpy.generic):
         return obj.item()
     # strict_types sends subclasses here too (e.g. a Config dict, an IntEnum).
-    for base in (dict, list, str, bytes, bool, int, float):
-        if isinstance(obj, base):
-            return base(obj)
+    if isinstance(obj, dict):
+        return dict(obj)
+    if isinstance(obj, list):
+        return list(obj)
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return bytes(obj)
+    if isinstance(obj, bool):
+        return bool(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
     raise TypeError(f"cannot serialise a value of type {type(obj).__name__}")
 
 

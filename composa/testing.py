@@ -126,7 +126,7 @@ def _compare(
     atol: float,
     max_checks: int,
 ) -> List[str]:
-    failures = []
+    failures: List[str] = []
     flat = array.reshape(-1)
     analytic_flat = numpy.asarray(analytic, dtype="float64").reshape(-1)
     if flat.size == 0:

@@ -14,6 +14,7 @@ from typing import (
     Generic,
     Iterator,
     List,
+    Literal,
     Optional,
     Sequence,
     Tuple,
@@ -24,11 +25,6 @@ from typing import (
 import numpy
 
 from .errors import ShapeMismatchError
-
-try:  # Literal is in typing from 3.8
-    from typing import Literal
-except ImportError:  # pragma: no cover
-    from typing_extensions import Literal  # type: ignore
 
 __all__ = [
     "Ragged",

@@ -106,8 +106,8 @@ def fix_random_seed(seed: int = 0) -> None:
     try:
         import torch
     except ImportError:
-        torch = None
-    if torch is not None:
+        pass
+    else:
         torch.manual_seed(seed)
         if torch.cuda.is_available():
             torch.cuda.manual_seed_all(seed)
@@ -363,7 +363,7 @@ def validate_fwd_input_output(name: str, func: Callable, X: Any, Y: Any) -> None
 def partial(func: Callable, *args: Any, **kwargs: Any) -> Callable:
     """functools.partial that keeps the wrapped function's docstring."""
     result = functools.partial(func, *args, **kwargs)
-    result.__doc__ = func.__doc__  # type: ignore[misc]
+    result.__doc__ = func.__doc__
     return result
 
 

@@ -43,6 +43,8 @@ _context_ops: contextvars.ContextVar[Optional[Ops]] = contextvars.ContextVar(
 )
 _default_lock = threading.Lock()
 _process_default: Dict[str, Ops] = {}
+# cupy memory pools made by use_pytorch_for_gpu_memory, by allocator name
+_gpu_pools: Dict[str, Any] = {}
 
 
 def _registered_ops() -> Dict[str, Type[Ops]]:
@@ -87,9 +89,10 @@ def get_current_ops() -> Ops:
 @contextlib.contextmanager
 def use_ops(name: str, **kwargs: Any) -> Iterator[Ops]:
     """Within the block (and only in this context), models are made with `get_ops(name)`."""
-    token = _context_ops.set(get_ops(name, **kwargs))
+    ops = get_ops(name, **kwargs)
+    token = _context_ops.set(ops)
     try:
-        yield _context_ops.get()  # type: ignore[misc]
+        yield ops
     finally:
         _context_ops.reset(token)
 
@@ -160,7 +163,7 @@ def use_pytorch_for_gpu_memory() -> None:
 
     if not torch.cuda.is_available():
         return
-    pools = _process_default.setdefault("pools", {})  # type: ignore[arg-type]
+    pools = _gpu_pools
     if "pytorch" not in pools:
 
         def torch_malloc(size_in_bytes: int) -> Any:

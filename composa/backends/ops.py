@@ -1492,7 +1492,7 @@ class _LSTMPlan:
         for layer in range(depth):
             n_in = nI if layer == 0 else nH * dirs
             for direction in range(dirs):
-                entries = []
+                entries: List[Tuple[slice, Tuple[int, ...]]] = []
                 for shape in ((4 * nH, n_in), (4 * nH,), (4 * nH, nH), (4 * nH,)):
                     size = int(numpy.prod(shape))
                     entries.append((slice(offset, offset + size), shape))

@@ -20,7 +20,7 @@ def add(layer1: Model, layer2: Model, *layers: Model) -> Model:
     """Sum the outputs of layers that all see the same input: ``add(f, g)(X) == f(X) + g(X)``."""
     # Flatten ``(a + b) + c`` into one node, without touching the given one.
     children = flatten_nested(forward, [layer1, layer2, *layers])
-    model = Model("add", forward, init=init, dims=fan_out_dims(children), layers=children)
+    model: Model = Model("add", forward, init=init, dims=fan_out_dims(children), layers=children)
     _copy_known_dims(model)
     return model
 

@@ -33,7 +33,7 @@ def chain(layer1: Model, layer2: Model, *layers: Model) -> Model:
     dims: dict = {"nO": None}
     if all_layers[0].has_dim("nI") is not False:
         dims["nI"] = None
-    model = Model(
+    model: Model = Model(
         ">>".join(layer.name for layer in all_layers),
         forward,
         init=init,
@@ -48,11 +48,11 @@ def chain(layer1: Model, layer2: Model, *layers: Model) -> Model:
 
 
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
-    callbacks = []
+    callbacks: List[Callable] = []
     for i, layer in enumerate(model.layers):
         with child_errors("chain", i):
-            X, backprop = layer(X, is_train=is_train)
-        callbacks.append(backprop)
+            X, layer_backprop = layer(X, is_train=is_train)
+        callbacks.append(layer_backprop)
 
     def backprop(dY: Any) -> Any:
         for i in range(len(callbacks) - 1, -1, -1):

@@ -26,7 +26,7 @@ def concatenate(*layers: Model) -> Model:
     if len(layers) == 1:
         return layers[0]
     children = flatten_nested(forward, list(layers))
-    model = Model(
+    model: Model = Model(
         "|".join(child.name for child in children), forward, init=init, dims=fan_out_dims(children), layers=children
     )
     _set_known_dims(model)
@@ -115,5 +115,6 @@ def _split(model: Model, d_joined: Any, widths: List[int]) -> List[Any]:
 def _set_known_dims(model: Model) -> None:
     copy_shared_nI(model)
     widths_out = [layer.maybe_get_dim("nO") for layer in model.layers]
-    if all(width is not None for width in widths_out):
-        model.set_dim("nO", sum(widths_out), force=True)
+    known_widths = [width for width in widths_out if width is not None]
+    if len(known_widths) == len(widths_out):
+        model.set_dim("nO", sum(known_widths), force=True)

@@ -1,5 +1,5 @@
 """expand_window: concatenate each row with its neighbours (a sliding window of rows)."""
-from typing import Any, Callable, Tuple, TypeVar
+from typing import Any, Callable, Tuple, TypeVar, Union
 
 from ..config import registry
 from ..errors import ConfigurationError, ShapeMismatchError, describe
@@ -25,7 +25,9 @@ def expand_window(window_size: int = 1) -> Model[InT, InT]:
     return Model("expand_window", forward, attrs={"window_size": window_size})
 
 
-def forward(model: Model[InT, InT], X: InT, is_train: bool) -> Tuple[InT, Callable]:
+def forward(
+    model: Model[InT, InT], X: Union[Floats2d, Ragged], is_train: bool
+) -> Tuple[Union[Floats2d, Ragged], Callable]:
     if isinstance(X, Ragged):
         return _expand_ragged(model, X)
     return _expand_array(model, X)

@@ -16,7 +16,7 @@ from ..config import registry
 from ..errors import ConfigurationError, ShapeMismatchError, describe
 from ..initializers import glorot_uniform_init, zero_init
 from ..model import Model
-from ..types import Padded
+from ..types import Floats1d, Padded
 from ..util import get_width, partial
 
 __all__ = ["LSTM"]
@@ -140,7 +140,7 @@ def init(
         )
     nH = nO // dirs
     ops = model.ops
-    pieces = []
+    pieces: List[Floats1d] = []
     for layer in range(depth):
         layer_nI = nI if layer == 0 else nO
         for _ in range(dirs):
@@ -209,7 +209,7 @@ def _torch_layout(model: Model) -> List[Tuple[str, slice, Tuple[int, ...]]]:
     nO, nI = model.get_dim("nO"), model.get_dim("nI")
     depth, dirs = model.get_dim("depth"), model.get_dim("dirs")
     nH = nO // dirs
-    layout = []
+    layout: List[Tuple[str, slice, Tuple[int, ...]]] = []
     offset = 0
     for layer in range(depth):
         layer_nI = nI if layer == 0 else nO

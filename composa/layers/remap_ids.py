@@ -97,11 +97,10 @@ def forward_v2(model: Model, X: Any, is_train: bool) -> Tuple[Ints2d, Callable]:
         )
     keys = _select_column(model, X)
     Y = model.ops.asarray2i(_lookup(model, keys, table).reshape((-1, 1)))
-    is_array = hasattr(X, "shape")
-    input_shape = X.shape if is_array else None
+    input_shape: Optional[Tuple[int, ...]] = tuple(X.shape) if hasattr(X, "shape") else None
 
     def backprop(dY: Any) -> Any:
-        return model.ops.alloc(input_shape, dtype="int32") if is_array else []
+        return model.ops.alloc(input_shape, dtype="int32") if input_shape is not None else []
 
     return Y, backprop
 

@@ -15,7 +15,7 @@ __all__ = ["residual"]
 @registry.layers("residual.v1")
 def residual(layer: Model) -> Model:
     """``X + layer(X)`` for arrays, Ragged, Padded and lists of arrays; widths must match."""
-    model = Model(
+    model: Model = Model(
         f"residual({layer.name})",
         forward,
         init=init,

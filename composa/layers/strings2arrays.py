@@ -9,7 +9,7 @@ All strings of a batch are hashed together: the bytes are packed into a
 zero-padded matrix of 8-byte blocks and the mixing runs block-column by
 block-column over every string at once.
 """
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple, Union
 
 import numpy
 
@@ -49,7 +49,7 @@ def forward(model: Model, Xs: Sequence[Sequence[str]], is_train: bool) -> Tuple[
         hashes = hash_strings(strings)
     except TypeError as error:
         raise ShapeMismatchError(str(error), layer=model.name) from error
-    ends = numpy.cumsum(lengths)[:-1] if lengths else []
+    ends: Union[numpy.ndarray, List[int]] = numpy.cumsum(lengths)[:-1] if lengths else []
     Ys = [model.ops.asarray(piece.reshape((-1, 1))) for piece in numpy.split(hashes, ends)]
 
     def backprop(dYs: List[Ints2d]) -> list:

@@ -13,7 +13,7 @@ __all__ = ["tuplify"]
 def tuplify(layer1: Model, layer2: Model, *layers: Model) -> Model:
     """``X -> (f(X), g(X), ...)``; backprop sums the layers' input gradients."""
     children = [layer1, layer2, *layers]
-    model = Model(
+    model: Model = Model(
         f"tuple({', '.join(layer.name for layer in children)})",
         forward,
         init=init,

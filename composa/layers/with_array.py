@@ -4,7 +4,7 @@ The child sees one contiguous array (all rows of the batch); its output is put
 back into the input's container, and gradients travel the same way back.
 """
 from functools import partial
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 from ..config import registry
 from ..errors import ConfigurationError, child_errors
@@ -75,7 +75,7 @@ def _padded_forward(model: Model, X: Padded, is_train: bool, as_2d: bool) -> Tup
     return Padded(Y, X.size_at_t, X.lengths, X.indices), backprop
 
 
-def _list_forward(model: Model, Xs: List[Any], is_train: bool) -> Tuple[List[Any], Callable]:
+def _list_forward(model: Model, Xs: Sequence[Any], is_train: bool) -> Tuple[List[Any], Callable]:
     if len(Xs) == 0:
         return [], empty_list_backprop
     pad = model.attrs["pad"]
@@ -103,7 +103,7 @@ def _to_array(as_2d: bool, model: Model, X: Any) -> Any:
     return X
 
 
-def _flatten(ops: Any, Xs: List[Any], pad: int) -> Any:
+def _flatten(ops: Any, Xs: Sequence[Any], pad: int) -> Any:
     """Rows of all items, with `pad` zero rows before each item and after the last.
 
     Unlike ``ops.flatten`` with padding, empty items keep their padding rows, so the

@@ -77,7 +77,7 @@ def with_nvtx_range(
 
 def _nvtx_functions() -> Tuple[Callable[[str, int], Any], Callable[[], Any]]:
     try:
-        from cupy.cuda import nvtx  # type: ignore[import-not-found]
+        from cupy.cuda import nvtx
     except ImportError:
         return _do_nothing, _do_nothing
 

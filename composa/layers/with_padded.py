@@ -1,5 +1,5 @@
 """with_padded: let a layer that takes a Padded batch run on lists, Ragged, 3d arrays or tuples."""
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
 from ..errors import ShapeMismatchError, child_errors, describe
@@ -30,25 +30,10 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
             return (dXp.data, dXp.size_at_t, dXp.lengths, dXp.indices)
 
         return (Yp.data, Yp.size_at_t, Yp.lengths, Yp.indices), backprop_tuple
-    if isinstance(X, (list, Ragged)):
-        as_ragged = isinstance(X, Ragged)
-        Xs = ops.unflatten(X.dataXd, X.lengths) if as_ragged else X
-        if len(Xs) == 0:
-            empty_grad = Ragged(ops.alloc(X.dataXd.shape, dtype=X.data.dtype), X.lengths) if as_ragged else []
-            return _empty_output(model, X), lambda dY: empty_grad
-        Yp, backprop_layer = call_child(model, "with_padded", ops.list2padded(Xs), is_train)
-        Ys = ops.padded2list(Yp)
-
-        def backprop_sequences(dY: Any) -> Any:
-            dYs = ops.unflatten(dY.dataXd, dY.lengths) if as_ragged else dY
-            dXs = ops.padded2list(backprop_layer(padded_like(ops, dYs, Yp)))
-            if as_ragged:
-                return Ragged(flatten_list(ops, dXs, like_shape=X.dataXd.shape), X.lengths)
-            return dXs
-
-        if as_ragged:
-            return Ragged(flatten_list(ops, Ys), X.lengths), backprop_sequences
-        return Ys, backprop_sequences
+    if isinstance(X, Ragged):
+        return _forward_sequences(model, ops.unflatten(X.dataXd, X.lengths), X, is_train)
+    if isinstance(X, list):
+        return _forward_sequences(model, X, None, is_train)
     if hasattr(X, "ndim") and X.ndim == 3:
         Yp, backprop_layer = call_child(model, "with_padded", _array_to_padded(ops, X), is_train)
 
@@ -60,6 +45,29 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
         f"expected a Padded, a Ragged, a list of arrays, a (T, B, F) array or a 4-tuple, got {describe(X)}",
         layer="with_padded",
     )
+
+
+def _forward_sequences(
+    model: Model, Xs: List[Any], Xr: Optional[Ragged], is_train: bool
+) -> Tuple[Any, Callable]:
+    """Run the child on a list of sequences; `Xr` is the Ragged they came from, if any."""
+    ops = model.ops
+    if len(Xs) == 0:
+        empty_grad: Any = Ragged(ops.alloc(Xr.dataXd.shape, dtype=Xr.data.dtype), Xr.lengths) if Xr is not None else []
+        return _empty_output(model, Xr if Xr is not None else Xs), lambda dY: empty_grad
+    Yp, backprop_layer = call_child(model, "with_padded", ops.list2padded(Xs), is_train)
+    Ys = ops.padded2list(Yp)
+
+    def backprop_sequences(dY: Any) -> Any:
+        dYs = ops.unflatten(dY.dataXd, dY.lengths) if Xr is not None else dY
+        dXs = ops.padded2list(backprop_layer(padded_like(ops, dYs, Yp)))
+        if Xr is not None:
+            return Ragged(flatten_list(ops, dXs, like_shape=Xr.dataXd.shape), Xr.lengths)
+        return dXs
+
+    if Xr is not None:
+        return Ragged(flatten_list(ops, Ys), Xr.lengths), backprop_sequences
+    return Ys, backprop_sequences
 
 
 def _array_to_padded(ops: Any, X: Any) -> Padded:

@@ -452,8 +452,9 @@ def _backward_pairs(grads: ArgsKwargs) -> Tuple[List[Any], List[Any]]:
             f"PyTorchShim backprop expects ArgsKwargs for torch.autograd.backward, got {describe(grads)}",
             layer="pytorch",
         )
-    tensors = grads.args[0] if grads.args else grads.kwargs.get("tensors")
-    grad_tensors = grads.args[1] if len(grads.args) > 1 else grads.kwargs.get("grad_tensors")
+    # whatever the caller passed: a tensor or an iterable of them (checked by torch)
+    tensors: Any = grads.args[0] if grads.args else grads.kwargs.get("tensors")
+    grad_tensors: Any = grads.args[1] if len(grads.args) > 1 else grads.kwargs.get("grad_tensors")
     tensors = [tensors] if is_torch_array(tensors) else list(tensors)
     if grad_tensors is None:
         return tensors, [None] * len(tensors)
