@@ -16,6 +16,7 @@ from typing import (
     List,
     Literal,
     Optional,
+    Protocol,
     Sequence,
     Tuple,
     TypeVar,
@@ -282,7 +283,15 @@ class Padded:
         )
 
 
-_P = TypeVar("_P")
+class _Indexable(Protocol):
+    """What Pairs needs of each side: indexing and a length (lists, arrays, Ragged...)."""
+
+    def __getitem__(self, index: Any) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
+_P = TypeVar("_P", bound=_Indexable)
 
 
 @dataclass
@@ -293,10 +302,10 @@ class Pairs(Generic[_P]):
     two: _P
 
     def __getitem__(self, index: Any) -> "Pairs[_P]":
-        return Pairs(self.one[index], self.two[index])  # type: ignore[index]
+        return Pairs(self.one[index], self.two[index])
 
     def __len__(self) -> int:
-        return len(self.one)  # type: ignore[arg-type]
+        return len(self.one)
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Dropout: zero a random fraction of the activations during training (inverted dropout)."""
-from typing import Any, Callable, List, Tuple, TypeVar, cast
+from typing import Any, Callable, List, Tuple, TypeVar
 
 from ..config import registry
 from ..errors import ConfigurationError, ShapeMismatchError, describe
@@ -23,7 +23,7 @@ def Dropout(rate: float = 0.0) -> Model[InT, InT]:
     return Model("dropout", forward, attrs={"dropout_rate": rate, "is_enabled": True})
 
 
-def forward(model: Model[InT, InT], X: InT, is_train: bool) -> Tuple[InT, Callable]:
+def forward(model: Model[InT, InT], X: Any, is_train: bool) -> Tuple[Any, Callable]:
     rate = model.attrs["dropout_rate"]
     if not is_train or not rate or not model.attrs["is_enabled"]:
         return X, _identity
@@ -36,7 +36,7 @@ def forward(model: Model[InT, InT], X: InT, is_train: bool) -> Tuple[InT, Callab
         def backprop_ragged(dY: Ragged) -> Ragged:
             return Ragged(_apply(_data(model, dY, X.data.shape), mask), dY.lengths)
 
-        return cast(InT, Y_ragged), backprop_ragged
+        return Y_ragged, backprop_ragged
     if isinstance(X, Padded):
         mask = ops.get_dropout_mask(X.data.shape, rate)
         Y_padded = Padded(_apply(X.data, mask), X.size_at_t, X.lengths, X.indices)
@@ -45,7 +45,7 @@ def forward(model: Model[InT, InT], X: InT, is_train: bool) -> Tuple[InT, Callab
             d_data = _apply(_data(model, dY, X.data.shape), mask)
             return Padded(d_data, dY.size_at_t, dY.lengths, dY.indices)
 
-        return cast(InT, Y_padded), backprop_padded
+        return Y_padded, backprop_padded
     if isinstance(X, (list, tuple)):
         masks = [ops.get_dropout_mask(x.shape, rate) for x in X]
         Y_list = [_apply(x, mask) for x, mask in zip(X, masks)]
@@ -57,18 +57,18 @@ def forward(model: Model[InT, InT], X: InT, is_train: bool) -> Tuple[InT, Callab
                 )
             return [_apply(_data(model, d, mask.shape), mask) for d, mask in zip(dY, masks)]
 
-        return cast(InT, Y_list), backprop_list
+        return Y_list, backprop_list
     if not hasattr(X, "shape"):
         raise ShapeMismatchError(
             f"expected an array, a list of arrays, a Ragged or a Padded, got {describe(X)}",
             layer=model.name,
         )
-    mask = ops.get_dropout_mask(X.shape, rate)  # type: ignore[attr-defined]
+    mask = ops.get_dropout_mask(X.shape, rate)
 
     def backprop(dY: Any) -> Any:
         return _apply(_data(model, dY, mask.shape), mask)
 
-    return cast(InT, _apply(X, mask)), backprop
+    return _apply(X, mask), backprop
 
 
 def _identity(dY: Any) -> Any:
