@@ -1434,27 +1434,23 @@ class Ops:
 
     def _segment_sum(self, X: Any, host_lengths: Any) -> Any:
         """Per-sequence sums of rows; zero for empty sequences."""
-        out = self.alloc((len(host_lengths),) + tuple(X.shape[1:]), dtype=X.dtype)
-        nonempty = host_lengths > 0
-        if X.shape[0] and nonempty.any():
-            starts = (numpy.cumsum(host_lengths) - host_lengths)[nonempty]
-            out[self.xp.asarray(numpy.flatnonzero(nonempty))] = self.xp.add.reduceat(X, starts, axis=0)
-        return out
+        return self._segment_reduce(self.xp.add, X, host_lengths)
 
     def _segment_max(self, X: Any, host_lengths: Any) -> Any:
-        out = self.alloc((len(host_lengths),) + tuple(X.shape[1:]), dtype=X.dtype)
-        nonempty = host_lengths > 0
-        if X.shape[0] and nonempty.any():
-            starts = (numpy.cumsum(host_lengths) - host_lengths)[nonempty]
-            out[self.xp.asarray(numpy.flatnonzero(nonempty))] = self.xp.maximum.reduceat(X, starts, axis=0)
-        return out
+        """Per-sequence maxima of rows; zero for empty sequences."""
+        return self._segment_reduce(self.xp.maximum, X, host_lengths)
 
     def _segment_min(self, X: Any, host_lengths: Any) -> Any:
+        """Per-sequence minima of rows; zero for empty sequences."""
+        return self._segment_reduce(self.xp.minimum, X, host_lengths)
+
+    def _segment_reduce(self, ufunc: Any, X: Any, host_lengths: Any) -> Any:
+        """``ufunc.reduceat`` over each sequence's rows, with zero rows for empty sequences."""
         out = self.alloc((len(host_lengths),) + tuple(X.shape[1:]), dtype=X.dtype)
         nonempty = host_lengths > 0
         if X.shape[0] and nonempty.any():
             starts = (numpy.cumsum(host_lengths) - host_lengths)[nonempty]
-            out[self.xp.asarray(numpy.flatnonzero(nonempty))] = self.xp.minimum.reduceat(X, starts, axis=0)
+            out[self.xp.asarray(numpy.flatnonzero(nonempty))] = ufunc.reduceat(X, starts, axis=0)
         return out
 
     def _window_shifts(self, host_lengths: Any, nW: int) -> Iterator[Tuple[int, int, int, Any]]:
