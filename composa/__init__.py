@@ -4,7 +4,7 @@
 Model, chain, Relu`` where Thinc code says ``from thinc.api import ...``.
 """
 from .about import __version__
-from .errors import *  # noqa: F401,F403
+from .errors import *  # noqa: F401, F403
 from .types import ArgsKwargs, Padded, Pairs, Ragged, SizedGenerator, Unserializable
 from .backends import *  # noqa: F401,F403
 from .config import *  # noqa: F401,F403

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, Union
 
 from .config import Config, registry
-from .errors import ComposaError, SerializationError
+from .errors import ArchiveError, SerializationError
 from .model import Model
 
 __all__ = ["ArchiveError", "load", "load_config", "build_model", "CONFIG_FILE", "MODEL_FILE", "META_FILE"]
@@ -29,9 +29,6 @@ STATE_FILE = "training_state.bin"
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "learning_curves.png"
 
-
-class ArchiveError(ComposaError, ValueError):
-    """A training directory is missing a file, or its files do not fit together."""
 
 
 def load(path: Union[str, Path]) -> Model:

@@ -18,6 +18,8 @@ import confection
 from confection import Config, ConfigValidationError, Promise
 from confection.validation import resolve_type_hints, validate_type
 
+from .errors import ConfigError
+
 __all__ = ["Config", "registry", "ConfigValidationError"]
 
 ARGS_FIELD = "*"
@@ -100,18 +102,6 @@ def check_config(
         raise ConfigError(errors=errors, title=f"The config has {len(errors)} error(s)", show_config=False)
 
 
-class ConfigError(ConfigValidationError):
-    """A ConfigValidationError whose lines read ``[section] key: problem``."""
-
-    def _format(self) -> str:
-        lines = [self.title or "Config error"]
-        if self.desc:
-            lines.append(self.desc)
-        for error in self.errors or []:
-            where = error.get("where") or " -> ".join(str(part) for part in error.get("loc", []))
-            lines.append(f"  {where}: {error.get('msg')}")
-        return "\n".join(lines)
-
 
 def _error(path: Sequence[str], key: Optional[str], message: str) -> Dict[str, Any]:
     where = section_name(path) + (f" {key}" if key is not None else "")
@@ -176,7 +166,7 @@ def _check_node(
 def _check_promise(
     reg: Any, block: Dict[str, Any], path: List[str], errors: List[Dict[str, Any]], validate: bool
 ) -> None:
-    where = section_name(path)
+    section_name(path)
     refs = [key for key in block if key.startswith("@")]
     if len(refs) != 1:
         errors.append(_error(path, None, f"{len(refs)} @table references {refs}; a block takes exactly one"))

@@ -11,15 +11,12 @@ from typing import Any, List, Optional, Tuple, Union
 import numpy
 
 from .config import registry
-from .errors import ComposaError
+from .errors import DataFileError
 
 __all__ = ["DataFileError", "digits", "labelled_files", "read_features", "read_labelled"]
 
 Split = Tuple[numpy.ndarray, numpy.ndarray]
 
-
-class DataFileError(ComposaError, ValueError):
-    """A data file is missing, in an unknown format, or holds rows composa cannot use."""
 
 
 @registry.datasets("digits.v1")

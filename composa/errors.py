@@ -1,15 +1,17 @@
-"""composa's exception classes and the small checks layers share.
+"""composa's exception classes, all in one place.
 
 Every class subclasses the builtin a Thinc or PyTorch user already catches
 (KeyError, ValueError, TypeError), so ``except ValueError`` keeps working,
 while ``except ComposaError`` catches everything composa raises on purpose.
 
-Errors raised inside a child layer carry a *layer path*: combinators call
-:func:`child_errors` around their children so that a message reads
+Errors raised inside a child layer carry a *layer path*: combinators add their
+label as the error passes up (see :mod:`composa.checks`), so that a message reads
 ``chain>linear[2]: expected input width nI=16, got an array of shape (8, 12)``.
+The checks and message helpers layers share live in :mod:`composa.checks`.
 """
-from contextlib import contextmanager
-from typing import Any, Iterator, List, Optional
+from typing import Any, List, Optional
+
+from confection import ConfigValidationError
 
 __all__ = [
     "ComposaError",
@@ -20,6 +22,12 @@ __all__ = [
     "DimensionConflictError",
     "SerializationError",
     "IdOutOfRangeError",
+    "OpIndexError",
+    "DataValidationError",
+    "DataFileError",
+    "ConfigError",
+    "ArchiveError",
+    "PyTorchModuleError",
 ]
 
 
@@ -83,51 +91,54 @@ class SerializationError(ComposaError, ValueError):
     """Bytes or files could not be loaded into (or written from) a model."""
 
 
-@contextmanager
-def child_errors(parent_label: str, child_index: Optional[int] = None) -> Iterator[None]:
-    """Add `parent_label` (and the child's index) to the path of errors from a child."""
-    try:
-        yield
-    except ComposaError as error:
-        error.push_parent(parent_label, child_index)
-        raise
+class OpIndexError(ComposaError, IndexError):
+    """An index (embedding id, argmax position) is outside the array it indexes."""
+
+    __str__ = ComposaError.__str__
 
 
-def describe(value: Any) -> str:
-    """A short description of an input for error messages: type, shape and dtype."""
-    shape = getattr(value, "shape", None)
-    if shape is not None:
-        return f"an array of shape {tuple(shape)} and dtype {getattr(value, 'dtype', '?')}"
-    if isinstance(value, (list, tuple)):
-        return f"a {type(value).__name__} of {len(value)} items"
-    return f"a {type(value).__name__}"
+class DataValidationError(ComposaError, ValueError):
+    """Sample data given to ``initialize`` does not match the layer's annotations."""
+
+    def __init__(self, name: str, X: Any, Y: Any, errors: Optional[list] = None) -> None:
+        details = "; ".join(str(error) for error in (errors or []))
+        super().__init__(
+            f"Data validation error in '{name}': X={type(X).__name__}, Y={type(Y).__name__}"
+            + (f": {details}" if details else "")
+        )
 
 
-def check_input_width(model: Any, X: Any, expected: int, dim: str = "nI") -> Any:
-    """Return `X` if it is a 2d array of width `expected`, else raise ShapeMismatchError.
+class DataFileError(ComposaError, ValueError):
+    """A data file is missing, in an unknown format, or holds rows composa cannot use."""
 
-    An empty batch of unknown width (e.g. ``(0, 0)`` from an empty list of
-    sequences) is returned reshaped to ``(0, expected)``: it has no rows to disagree.
+
+class ArchiveError(ComposaError, ValueError):
+    """A training directory is missing a file, or its files do not fit together."""
+
+
+class PyTorchModuleError(ComposaError, RuntimeError):
+    """The wrapped torch module raised while running (e.g. a width it cannot multiply)."""
+
+
+class ConfigError(ConfigValidationError, ComposaError):
+    """A confection ConfigValidationError whose lines read ``[section] key: problem``.
+
+    It is also a ComposaError, so ``except ComposaError`` catches bad configs too.
     """
-    shape = getattr(X, "shape", None)
-    if shape is None or len(shape) != 2 or shape[1] != expected:
-        if shape is not None and tuple(shape) == (0, 0):
-            return X.reshape((0, expected))
-        raise ShapeMismatchError(
-            f"expected input width {dim}={expected}, got {describe(X)}", layer=model.name
-        )
-    if X.dtype.kind != "f":
-        raise ShapeMismatchError(
-            f"expected a float array, got {describe(X)}; convert it with X.astype('float32')",
-            layer=model.name,
-        )
-    return X
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # confection's init formats the text and sets ValueError's args
+        self.message = self.text
+        self.layer_path: List[str] = []
 
-def check_gradient_shape(model: Any, dY: Any, Y: Any) -> None:
-    """Raise ShapeMismatchError unless the gradient `dY` has the shape of the output `Y`."""
-    if getattr(dY, "shape", None) != Y.shape:
-        raise ShapeMismatchError(
-            f"backprop expected a gradient of shape {tuple(Y.shape)}, got {describe(dY)}",
-            layer=model.name,
-        )
+    def __str__(self) -> str:
+        return self.text
+
+    def _format(self) -> str:
+        lines = [self.title or "Config error"]
+        if self.desc:
+            lines.append(self.desc)
+        for error in self.errors or []:
+            where = error.get("where") or " -> ".join(str(part) for part in error.get("loc", []))
+            lines.append(f"  {where}: {error.get('msg')}")
+        return "\n".join(lines)

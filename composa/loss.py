@@ -24,7 +24,8 @@ import numpy
 
 from .backends import get_array_ops
 from .config import registry
-from .errors import ConfigurationError, ShapeMismatchError, describe
+from .checks import describe
+from .errors import ConfigurationError, ShapeMismatchError
 from .util import to_categorical
 
 __all__ = [

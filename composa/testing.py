@@ -5,7 +5,7 @@ and accumulates (for every param) with central finite differences of the scalar
 ``sum(Y * R)`` for a random projection ``R``. It works on arrays, ``Ragged``,
 ``Padded`` and lists/tuples of them, in float64 so that the comparison is sharp.
 """
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Tuple
 
 import numpy
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, Optional, Tuple
 
 import numpy
 
-from .errors import ConfigurationError, ShapeMismatchError
+from .errors import ConfigurationError, DataValidationError, ShapeMismatchError
 from .types import ArgsKwargs, Padded, Ragged
 
 __all__ = [
@@ -33,16 +33,6 @@ DATA_VALIDATION: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "composa_data_validation", default=False
 )
 
-
-class DataValidationError(ValueError):
-    """Sample data given to ``initialize`` does not match the layer's annotations."""
-
-    def __init__(self, name: str, X: Any, Y: Any, errors: Optional[list] = None) -> None:
-        details = "; ".join(str(error) for error in (errors or []))
-        super().__init__(
-            f"Data validation error in '{name}': X={type(X).__name__}, Y={type(Y).__name__}"
-            + (f": {details}" if details else "")
-        )
 
 
 def is_cupy_array(obj: Any) -> bool:

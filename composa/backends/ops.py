@@ -8,7 +8,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
 
-from ..errors import ComposaError, ConfigurationError, ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ConfigurationError, OpIndexError, ShapeMismatchError
 from ..types import Padded, SizedGenerator
 from ._murmur import murmur3_x86_128_uint64, murmur64a_windows
 
@@ -1189,7 +1190,6 @@ class Ops:
             raise ShapeMismatchError(
                 f"backprop_lstm: dY has {dY.shape[0]} rows but the forward pass had {X.shape[0]}"
             )
-        xp = self.xp
         nH = plan.nH
         d_params = self.alloc((params.shape[0],), dtype=params.dtype)
         dH0 = self.alloc((plan.depth, plan.dirs, nH), dtype=dY.dtype)
@@ -1588,11 +1588,6 @@ _TAIL_COEFFICIENTS = tuple(
 )
 _SQRT_2_OVER_PI = 0.7978845608028654
 
-
-class OpIndexError(ComposaError, IndexError):
-    """An index (embedding id, argmax position) is outside the array it indexes."""
-
-    __str__ = ComposaError.__str__
 
 
 def _check_ndim(op: str, array: Any, ndim: int, name: str) -> None:

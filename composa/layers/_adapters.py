@@ -8,7 +8,7 @@ module keeps those and takes the rest from here.
 from functools import partial
 from typing import Any, Callable, List, Optional, Tuple
 
-from ..errors import child_errors
+from ..checks import child_errors
 from ..model import Model
 from .chain import copy_child_dims
 

@@ -1,7 +1,8 @@
 """array_getitem: index into an array batch (``X[index]``) as a layer."""
 from typing import Any, Callable, Tuple
 
-from ..errors import ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from ..serialize import msgpack_dumps
 from ..types import Unserializable

@@ -7,7 +7,8 @@ reversed back, and the gradient is split so each direction gets its own columns.
 from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, child_errors, describe
+from ..checks import child_errors, describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded
 

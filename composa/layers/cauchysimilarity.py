@@ -2,11 +2,12 @@
 from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Floats1d, Floats2d
 from ..util import get_width
-from ..errors import check_gradient_shape
+from ..checks import check_gradient_shape
 
 __all__ = ["CauchySimilarity"]
 

@@ -7,7 +7,8 @@ This module also holds the two small helpers every combinator shares:
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
-from ..errors import ConfigurationError, child_errors
+from ..checks import child_errors
+from ..errors import ConfigurationError
 from ..model import Model
 from ..types import Padded, Ragged
 

@@ -7,7 +7,8 @@ gradient is written into a fresh array.
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, child_errors, describe
+from ..checks import child_errors, describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 from ..util import get_width

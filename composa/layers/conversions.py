@@ -6,7 +6,8 @@ the input's container, so they can sit anywhere in a chain.
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, check_gradient_shape, describe
+from ..checks import check_gradient_shape, describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 

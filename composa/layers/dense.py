@@ -12,12 +12,13 @@ input) and ``HardSigmoid``/``HardTanh``/``ReluK`` honour ``init_b``.
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 from ..config import registry
-from ..errors import ConfigurationError, check_input_width
+from ..checks import check_input_width
+from ..errors import ConfigurationError
 from ..initializers import glorot_uniform_init, he_normal_init, zero_init
 from ..model import Model
 from ..types import Floats2d
 from ..util import partial
-from ..errors import check_gradient_shape
+from ..checks import check_gradient_shape
 from .linear import backprop_affine
 from .linear import init as linear_init
 

@@ -2,7 +2,8 @@
 from typing import Any, Callable, List, Tuple, TypeVar
 
 from ..config import registry
-from ..errors import ConfigurationError, ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ConfigurationError, ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 

@@ -2,12 +2,13 @@
 from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import ConfigurationError, IdOutOfRangeError, ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ConfigurationError, IdOutOfRangeError, ShapeMismatchError
 from ..initializers import uniform_init
 from ..model import Model
-from ..types import Floats2d, Ints1d, Ints2d
+from ..types import Floats2d, Ints1d
 from ..util import get_width, partial
-from ..errors import check_gradient_shape
+from ..checks import check_gradient_shape
 
 __all__ = ["Embed"]
 

@@ -2,11 +2,11 @@
 from typing import Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import check_input_width
+from ..checks import check_input_width
 from ..model import Model
 from ..types import Floats2d
 from ..util import get_width
-from ..errors import check_gradient_shape
+from ..checks import check_gradient_shape
 
 __all__ = ["LayerNorm"]
 

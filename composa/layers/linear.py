@@ -2,7 +2,7 @@
 from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import check_gradient_shape, check_input_width
+from ..checks import check_gradient_shape, check_input_width
 from ..initializers import glorot_uniform_init, zero_init
 from ..model import Model
 from ..types import Floats2d

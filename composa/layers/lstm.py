@@ -13,7 +13,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy
 
 from ..config import registry
-from ..errors import ConfigurationError, ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ConfigurationError, ShapeMismatchError
 from ..initializers import glorot_uniform_init, zero_init
 from ..model import Model
 from ..types import Floats1d, Padded

@@ -1,7 +1,8 @@
 """map_list: apply a layer to every item of a list separately."""
 from typing import Any, Callable, List, Optional, Tuple
 
-from ..errors import ShapeMismatchError, child_errors, describe
+from ..checks import child_errors, describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 
 __all__ = ["map_list"]

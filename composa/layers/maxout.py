@@ -2,13 +2,14 @@
 from typing import Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import ConfigurationError, check_input_width
+from ..checks import check_input_width
+from ..errors import ConfigurationError
 from ..initializers import glorot_uniform_init, zero_init
 from ..model import Model
 from ..types import Floats2d
 from ..util import get_width, partial
 from .dense import maybe_normalize_and_dropout
-from ..errors import check_gradient_shape
+from ..checks import check_gradient_shape
 
 __all__ = ["Maxout"]
 

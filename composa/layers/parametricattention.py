@@ -9,7 +9,8 @@ serialisation and ``walk()`` all see it.
 from typing import Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, child_errors, describe
+from ..checks import child_errors, describe
+from ..errors import ShapeMismatchError
 from ..initializers import uniform_init
 from ..model import Model
 from ..types import Floats2d, Ragged

@@ -9,7 +9,8 @@ torch is imported only when a wrapper is built.
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
-from ..errors import ComposaError, ConfigurationError, ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ComposaError, ConfigurationError, ShapeMismatchError
 from ..model import Model
 from ..shims import PyTorchGradScaler, PyTorchShim, TorchScriptShim
 from ..shims.pytorch import PyTorchModuleError

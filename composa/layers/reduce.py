@@ -9,7 +9,8 @@ zero rows; max, first and last of an empty sequence have no value and raise.
 from typing import Any, Callable, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Floats2d, Ragged
 

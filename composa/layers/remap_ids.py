@@ -14,7 +14,8 @@ from typing import Any, Callable, Dict, Hashable, Mapping, Optional, Sequence, T
 import numpy
 
 from ..config import registry
-from ..errors import ConfigurationError, ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ConfigurationError, ShapeMismatchError
 from ..model import Model
 from ..types import Ints1d, Ints2d, Unserializable
 

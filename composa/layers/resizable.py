@@ -9,7 +9,8 @@ Softmax, Relu...): the old rows are kept and the new rows start at zero (or at
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..config import registry
-from ..errors import ConfigurationError, child_errors
+from ..checks import child_errors
+from ..errors import ConfigurationError
 from ..model import Model
 from ._adapters import call_child
 

@@ -7,7 +7,7 @@ from ..model import Model
 from ..types import Floats2d, FloatsXd
 from ..util import partial
 from .dense import Activation, dense_forward
-from ..errors import check_gradient_shape
+from ..checks import check_gradient_shape
 from .linear import init_if_unset
 
 __all__ = ["Sigmoid", "sigmoid_activation", "Logistic", "softmax_activation"]

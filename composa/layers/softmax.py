@@ -9,12 +9,13 @@ probabilities, use ``chain(Linear(...), softmax_activation())`` instead.
 from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import ConfigurationError, check_input_width
+from ..checks import check_input_width
+from ..errors import ConfigurationError
 from ..initializers import zero_init
 from ..model import Model
 from ..types import Floats2d
 from ..util import partial
-from ..errors import check_gradient_shape
+from ..checks import check_gradient_shape
 from .linear import backprop_affine, init_if_unset
 
 __all__ = ["Softmax", "Softmax_v2"]

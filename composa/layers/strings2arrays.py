@@ -14,7 +14,8 @@ from typing import Callable, List, Sequence, Tuple, Union
 import numpy
 
 from ..config import registry
-from ..errors import ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Ints2d
 

@@ -2,7 +2,8 @@
 from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, child_errors, describe
+from ..checks import child_errors, describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from .add import backprop_each, run_each
 

@@ -8,7 +8,8 @@ gradients of ``layer`` and passes a finite-difference check.
 from typing import Any, Callable, Tuple
 
 from ..config import registry
-from ..errors import ConfigurationError, ShapeMismatchError, child_errors, describe
+from ..checks import child_errors, describe
+from ..errors import ConfigurationError, ShapeMismatchError
 from ..model import Model
 from ._adapters import call_child, make_adapter
 

@@ -7,7 +7,8 @@ from functools import partial
 from typing import Any, Callable, List, Sequence, Tuple
 
 from ..config import registry
-from ..errors import ConfigurationError, child_errors
+from ..checks import child_errors
+from ..errors import ConfigurationError
 from ..model import Model
 from ..types import Padded, Ragged
 from ._adapters import call_child, call_child_on_rows, empty_list_backprop, make_adapter, rows_of

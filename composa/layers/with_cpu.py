@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional, Tuple
 
 from ..backends import NumpyOps, Ops
 from ..config import registry
-from ..errors import child_errors
+from ..checks import child_errors
 from ..model import Model
 from ..types import Padded, Ragged
 from ._adapters import call_child

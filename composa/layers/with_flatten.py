@@ -9,7 +9,8 @@ splitting along the last axis, fixed). ``with_flatten_v2`` is the same function.
 from typing import Any, Callable, List, Sequence, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from ._adapters import call_child, make_adapter
 

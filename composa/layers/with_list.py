@@ -2,7 +2,8 @@
 from typing import Any, Callable, List, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, child_errors, describe
+from ..checks import child_errors, describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 from ._adapters import call_child, make_adapter

@@ -6,7 +6,8 @@ before calling the layer, so it works when the layer changes the width (nO != nI
 from typing import Any, Callable, Tuple
 
 from ..config import registry
-from ..errors import ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ShapeMismatchError
 from ..model import Model
 from ._adapters import call_child_on_rows, make_adapter, rows_of
 

@@ -17,7 +17,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy
 
-from ..errors import ComposaError, ConfigurationError, SerializationError, ShapeMismatchError, describe
+from ..checks import describe
+from ..errors import ConfigurationError, PyTorchModuleError, SerializationError, ShapeMismatchError
 from ..serialize import msgpack_dumps, msgpack_loads
 from ..types import ArgsKwargs
 from ..util import _require_torch, convert_recursive, get_torch_default_device, is_torch_array, iterate_recursive, torch2xp, xp2torch
@@ -34,9 +35,6 @@ _PLAIN_DTYPES = (
     "float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool",
 )
 
-
-class PyTorchModuleError(ComposaError, RuntimeError):
-    """The wrapped torch module raised while running (e.g. a width it cannot multiply)."""
 
 
 class PyTorchShim(Shim):

@@ -1,0 +1,62 @@
+"""Checks and error-path helpers that layers and ops share.
+
+:func:`describe` words an input for a message, :func:`check_input_width` and
+:func:`check_gradient_shape` guard a layer's forward and backprop, and
+:func:`child_errors` adds a parent's label to the path of errors from a child.
+"""
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
+
+from .errors import ComposaError, ShapeMismatchError
+
+__all__ = ["describe", "check_input_width", "check_gradient_shape", "child_errors"]
+
+
+@contextmanager
+def child_errors(parent_label: str, child_index: Optional[int] = None) -> Iterator[None]:
+    """Add `parent_label` (and the child's index) to the path of errors from a child."""
+    try:
+        yield
+    except ComposaError as error:
+        error.push_parent(parent_label, child_index)
+        raise
+
+
+def describe(value: Any) -> str:
+    """A short description of an input for error messages: type, shape and dtype."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"an array of shape {tuple(shape)} and dtype {getattr(value, 'dtype', '?')}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def check_input_width(model: Any, X: Any, expected: int, dim: str = "nI") -> Any:
+    """Return `X` if it is a 2d array of width `expected`, else raise ShapeMismatchError.
+
+    An empty batch of unknown width (e.g. ``(0, 0)`` from an empty list of
+    sequences) is returned reshaped to ``(0, expected)``: it has no rows to disagree.
+    """
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] != expected:
+        if shape is not None and tuple(shape) == (0, 0):
+            return X.reshape((0, expected))
+        raise ShapeMismatchError(
+            f"expected input width {dim}={expected}, got {describe(X)}", layer=model.name
+        )
+    if X.dtype.kind != "f":
+        raise ShapeMismatchError(
+            f"expected a float array, got {describe(X)}; convert it with X.astype('float32')",
+            layer=model.name,
+        )
+    return X
+
+
+def check_gradient_shape(model: Any, dY: Any, Y: Any) -> None:
+    """Raise ShapeMismatchError unless the gradient `dY` has the shape of the output `Y`."""
+    if getattr(dY, "shape", None) != Y.shape:
+        raise ShapeMismatchError(
+            f"backprop expected a gradient of shape {tuple(Y.shape)}, got {describe(dY)}",
+            layer=model.name,
+        )
