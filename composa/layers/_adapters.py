@@ -10,7 +10,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from ..checks import child_errors
 from ..model import Model
-from .chain import copy_child_dims
+from ._combine import copy_child_dims
 
 # Private helpers: nothing here is exported through composa.layers.
 __all__: list = []

@@ -12,8 +12,7 @@ from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 from ..util import get_width
-from .add import backprop_each, copy_shared_nI, fan_out_dims, flatten_nested, run_each
-from .chain import output_width
+from ._combine import backprop_each, copy_shared_nI, fan_out_dims, flatten_nested, output_width, run_each
 from .noop import noop
 
 __all__ = ["concatenate"]

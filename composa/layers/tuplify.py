@@ -5,7 +5,7 @@ from ..config import registry
 from ..checks import child_errors, describe
 from ..errors import ShapeMismatchError
 from ..model import Model
-from .add import backprop_each, run_each
+from ._combine import backprop_each, run_each
 
 __all__ = ["tuplify"]
 

@@ -7,7 +7,7 @@ from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 from ._adapters import call_child, make_adapter
-from .conversions import flatten_list, padded_like
+from ._containers import flatten_list, padded_like
 
 __all__ = ["with_padded"]
 
