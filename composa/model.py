@@ -29,6 +29,7 @@ from typing import (
 
 from ._ids import next_id
 from .backends import CupyOps, NumpyOps, Ops, get_current_ops
+from .checks import name_unnamed_error
 from .errors import (
     ComposaError,
     ConfigurationError,
@@ -367,16 +368,25 @@ class Model(Generic[InT, OutT]):
     def __call__(self, X: InT, is_train: bool) -> Tuple[OutT, Callable]:
         """Run forward; return the output and a callback from d(output) to d(input).
 
-        A composa error raised inside forward without a layer name (e.g. by an Ops
-        method) is given this layer's name, so the message says where it happened.
+        A composa error raised inside forward or the callback without a layer name
+        (e.g. by an Ops method) is given this layer's name, so the message says where
+        it happened. Parents run their children through ``_func`` and name them
+        themselves (see composa.checks), so only a root pays for the wrapped callback.
         """
         try:
-            return self._func(self, X, is_train=is_train)
+            Y, backprop = self._func(self, X, is_train=is_train)
         except ComposaError as error:
-            if not error.layer_path:
-                error.layer_path.append(self.name)
-                error.args = (str(error),)
+            name_unnamed_error(error, self.name)
             raise
+
+        def named_backprop(dY: Any) -> Any:
+            try:
+                return backprop(dY)
+            except ComposaError as error:
+                name_unnamed_error(error, self.name)
+                raise
+
+        return Y, named_backprop
 
     def begin_update(self, X: InT) -> Tuple[OutT, Callable]:
         return self(X, is_train=True)

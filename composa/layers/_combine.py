@@ -3,12 +3,13 @@
 Fan-out nodes (add, concatenate, tuplify) feed one input to every child: they take
 their dims, run their children and sum the gradients with the helpers here. Every
 combinator mirrors its children's widths with :func:`copy_child_dims` or
-:func:`copy_shared_nI`.
+:func:`copy_shared_nI`. Children run through ``_func`` and their errors are labelled
+inline, in both passes (see :mod:`composa.checks`).
 """
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from ..checks import child_errors, describe
-from ..errors import ShapeMismatchError
+from ..checks import describe
+from ..errors import ComposaError, ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 
@@ -61,19 +62,25 @@ def run_each(model: Model, label: str, X: Any, is_train: bool) -> Tuple[List[Any
     outputs = []
     callbacks = []
     for i, layer in enumerate(model.layers):
-        with child_errors(label, i):
-            Y_i, backprop_i = layer(X, is_train=is_train)
+        try:
+            Y_i, backprop_i = layer._func(layer, X, is_train=is_train)
+        except ComposaError as error:
+            error.push_parent(label, i, layer.name)
+            raise
         outputs.append(Y_i)
         callbacks.append(backprop_i)
     return outputs, callbacks
 
 
-def backprop_each(label: str, callbacks: Sequence[Callable], d_outputs: Sequence[Any]) -> Any:
+def backprop_each(model: Model, label: str, callbacks: Sequence[Callable], d_outputs: Sequence[Any]) -> Any:
     """Backprop each child's output gradient and sum the input gradients they return."""
     d_inputs = []
     for i, (callback, d_output) in enumerate(zip(callbacks, d_outputs)):
-        with child_errors(label, i):
+        try:
             d_inputs.append(callback(d_output))
+        except ComposaError as error:
+            error.push_parent(label, i, model.layers[i].name)
+            raise
     return sum_outputs(d_inputs, f"{label} (backprop)")
 
 

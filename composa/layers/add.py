@@ -32,7 +32,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     outputs, callbacks = run_each(model, "add", X, is_train)
 
     def backprop(dY: Any) -> Any:
-        return backprop_each("add", callbacks, [dY] * len(callbacks))
+        return backprop_each(model, "add", callbacks, [dY] * len(callbacks))
 
     return sum_outputs(outputs, "add"), backprop
 

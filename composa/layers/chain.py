@@ -3,7 +3,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
 from ..checks import child_errors
-from ..errors import ConfigurationError
+from ..errors import ComposaError, ConfigurationError
 from ..model import Model
 from ._combine import output_width
 
@@ -46,14 +46,20 @@ def chain(layer1: Model, layer2: Model, *layers: Model) -> Model:
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     callbacks: List[Callable] = []
     for i, layer in enumerate(model.layers):
-        with child_errors("chain", i):
-            X, layer_backprop = layer(X, is_train=is_train)
+        try:
+            X, layer_backprop = layer._func(layer, X, is_train=is_train)
+        except ComposaError as error:
+            error.push_parent("chain", i, layer.name)
+            raise
         callbacks.append(layer_backprop)
 
     def backprop(dY: Any) -> Any:
         for i in range(len(callbacks) - 1, -1, -1):
-            with child_errors("chain", i):
+            try:
                 dY = callbacks[i](dY)
+            except ComposaError as error:
+                error.push_parent("chain", i, model.layers[i].name)
+                raise
         return dY
 
     return X, backprop

@@ -64,7 +64,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
                 d_outputs = [model.ops.unflatten(piece, lengths) for piece in pieces]
         else:
             d_outputs = _split(model, dY, widths)
-        return backprop_each("concatenate", callbacks, d_outputs)
+        return backprop_each(model, "concatenate", callbacks, d_outputs)
 
     return Y, backprop
 

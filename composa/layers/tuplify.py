@@ -35,7 +35,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Tuple[Any, ...], Call
                 f"expected a tuple of {len(callbacks)} gradients, got {describe(dY)}",
                 layer="tuplify",
             )
-        return backprop_each("tuplify", callbacks, dY)
+        return backprop_each(model, "tuplify", callbacks, dY)
 
     return tuple(outputs), backprop
 
