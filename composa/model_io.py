@@ -18,7 +18,7 @@ public ``name``, ``ops``, ``shims`` and ``walk()`` of a node, and never imports
 import contextlib
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from .errors import SerializationError
 from .serialize import (
@@ -120,8 +120,8 @@ def to_dict(model: "Model") -> Dict[str, Any]:
     msg: Dict[str, Any] = {"composa": FORMAT_VERSION, "nodes": [], "attrs": [], "params": [], "shims": []}
     for i, node in enumerate(nodes):
         state = live_state(node)
-        info = {"index": i, "name": node.name, "dims": dict(state.dims), "refs": ref_indices(node, index_of)}
-        msg["nodes"].append(info)
+        refs = ref_indices(node, index_of)
+        msg["nodes"].append({"index": i, "name": node.name, "dims": dict(state.dims), "refs": refs})
         msg["attrs"].append(serialize_attrs(node))
         msg["params"].append(
             {name: (None if v is None else node.ops.to_numpy(v)) for name, v in state.params.items()}
@@ -206,7 +206,9 @@ def document_fields(msg: Any, n_nodes: int) -> Dict[str, list]:
     return fields
 
 
-def plan_node(i: int, node: "Model", nodes: List["Model"], fields: Dict[str, list], strict: bool) -> NodePlan:
+def plan_node(
+    i: int, node: "Model", nodes: List["Model"], fields: Dict[str, list], strict: bool
+) -> NodePlan:
     """Check node `i`'s entries of every field against `node`; what loading will write into it."""
     where = f"node {i} ({node.name!r})"
     info, attrs, params, shims = (fields[key][i] for key in NODE_FIELDS)
@@ -235,11 +237,7 @@ def check_node_info(where: str, info: Any, name: str, strict: bool) -> None:
 def plan_dims(where: str, saved: Dict[str, Any], current: Dict[str, Optional[int]]) -> Dict[str, int]:
     """Saved dims that are registered, valid and agree with the set ones; None entries are skipped."""
     dims = {}
-    for name, value in saved.items():
-        if name not in current:
-            raise SerializationError(f"{where}: unknown dimension {name!r}")
-        if value is None:
-            continue
+    for name, value in registered_entries(where, "dimension", saved, current):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise SerializationError(f"{where}: dimension {name!r} has invalid value {value!r}")
         if current[name] is not None and current[name] != value:
@@ -248,6 +246,17 @@ def plan_dims(where: str, saved: Dict[str, Any], current: Dict[str, Optional[int
             )
         dims[name] = value
     return dims
+
+
+def registered_entries(
+    where: str, kind: str, saved: Dict[str, Any], current: Dict[str, Any]
+) -> Iterator[Tuple[str, Any]]:
+    """The saved (name, value) pairs that are not None, each name checked to be registered in turn."""
+    for name, value in saved.items():
+        if name not in current:
+            raise SerializationError(f"{where}: unknown {kind} {name!r}")
+        if value is not None:
+            yield name, value
 
 
 def plan_refs(where: str, saved: Dict[str, Any], n_nodes: int) -> Dict[str, Optional[int]]:
@@ -279,11 +288,7 @@ def plan_params(where: str, saved: Any, current: Dict[str, Any]) -> Dict[str, An
     if not isinstance(saved, dict):
         raise SerializationError(f"{where}: malformed params entry")
     params = {}
-    for name, array in saved.items():
-        if name not in current:
-            raise SerializationError(f"{where}: unknown param {name!r}")
-        if array is None:
-            continue
+    for name, array in registered_entries(where, "param", saved, current):
         if not hasattr(array, "dtype") or array.dtype.kind != "f":
             raise SerializationError(f"{where}: param {name!r} is not a float array")
         existing = current[name]
@@ -327,7 +332,9 @@ def apply_plan(nodes: List["Model"], plan: List[NodePlan]) -> None:
         raise SerializationError(f"could not load the model bytes: {error}") from error
 
 
-def apply_node(node: "Model", plan: NodePlan, nodes: List["Model"], shim_backups: List[Tuple[Any, bytes]]) -> None:
+def apply_node(
+    node: "Model", plan: NodePlan, nodes: List["Model"], shim_backups: List[Tuple[Any, bytes]]
+) -> None:
     """Write one node's plan; each shim's current bytes go to `shim_backups` before it loads."""
     state = live_state(node)
     state.dims.update(plan.dims)
