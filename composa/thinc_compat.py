@@ -10,9 +10,126 @@ and stubs for frameworks composa does not wrap. The core classes mix these in, s
 import importlib
 import sys
 import warnings
-from typing import Any
+from typing import Any, Callable, Tuple, Union, cast
 
 # Ops: typed aliases (alloc1f ... reshape4, asarray1i, cblas, use_blis) --------------
+
+_ArrayShape = Union[int, Tuple[int, ...]]
+
+
+class OpsThincAliases:
+    """Thinc's typed spellings of ``Ops.alloc``, ``asarray`` and ``reshape``, and its ``cblas``.
+
+    ``Ops`` inherits them; the name says the rank and kind (``alloc2f`` is a 2d float
+    array), the dtype is the keyword default. They check nothing the plain call does not.
+    """
+
+    # Supplied by Ops: these annotations only tell type checkers what the aliases call.
+    alloc: Callable[..., Any]
+    asarray: Callable[..., Any]
+    reshape: Callable[..., Any]
+
+    def alloc1f(self, d0: int, *, dtype: Any = "float32", zeros: bool = True) -> Any:
+        """``alloc((d0,))``, float32 by default."""
+        return self.alloc((d0,), dtype=dtype, zeros=zeros)
+
+    def alloc2f(self, d0: int, d1: int, *, dtype: Any = "float32", zeros: bool = True) -> Any:
+        """``alloc((d0, d1))``, float32 by default."""
+        return self.alloc((d0, d1), dtype=dtype, zeros=zeros)
+
+    def alloc3f(self, d0: int, d1: int, d2: int, *, dtype: Any = "float32", zeros: bool = True) -> Any:
+        """``alloc((d0, d1, d2))``, float32 by default."""
+        return self.alloc((d0, d1, d2), dtype=dtype, zeros=zeros)
+
+    def alloc4f(
+        self, d0: int, d1: int, d2: int, d3: int, *, dtype: Any = "float32", zeros: bool = True
+    ) -> Any:
+        """``alloc((d0, d1, d2, d3))``, float32 by default."""
+        return self.alloc((d0, d1, d2, d3), dtype=dtype, zeros=zeros)
+
+    def alloc_f(self, shape: _ArrayShape, *, dtype: Any = "float32", zeros: bool = True) -> Any:
+        """``alloc(shape)``, float32 by default."""
+        return self.alloc(shape, dtype=dtype, zeros=zeros)
+
+    def alloc1i(self, d0: int, *, dtype: Any = "int32", zeros: bool = True) -> Any:
+        """``alloc((d0,))``, int32 by default."""
+        return self.alloc((d0,), dtype=dtype, zeros=zeros)
+
+    def alloc2i(self, d0: int, d1: int, *, dtype: Any = "int32", zeros: bool = True) -> Any:
+        """``alloc((d0, d1))``, int32 by default."""
+        return self.alloc((d0, d1), dtype=dtype, zeros=zeros)
+
+    def alloc3i(self, d0: int, d1: int, d2: int, *, dtype: Any = "int32", zeros: bool = True) -> Any:
+        """``alloc((d0, d1, d2))``, int32 by default."""
+        return self.alloc((d0, d1, d2), dtype=dtype, zeros=zeros)
+
+    def alloc4i(
+        self, d0: int, d1: int, d2: int, d3: int, *, dtype: Any = "int32", zeros: bool = True
+    ) -> Any:
+        """``alloc((d0, d1, d2, d3))``, int32 by default."""
+        return self.alloc((d0, d1, d2, d3), dtype=dtype, zeros=zeros)
+
+    def alloc_i(self, shape: _ArrayShape, *, dtype: Any = "int32", zeros: bool = True) -> Any:
+        """``alloc(shape)``, int32 by default."""
+        return self.alloc(shape, dtype=dtype, zeros=zeros)
+
+    def asarray1f(self, data: Any, *, dtype: Any = "float32") -> Any:
+        """``asarray(data)``, float32 by default (also spelled asarray2f ... asarray_f)."""
+        return self.asarray(data, dtype=dtype)
+
+    asarray2f = asarray3f = asarray4f = asarray_f = asarray1f
+
+    def asarray1i(self, data: Any, *, dtype: Any = "int32") -> Any:
+        """``asarray(data)``, int32 by default (also spelled asarray2i ... asarray_i)."""
+        return self.asarray(data, dtype=dtype)
+
+    asarray2i = asarray3i = asarray4i = asarray_i = asarray1i
+
+    def reshape1(self, array: Any, d0: int) -> Any:
+        """``array.reshape((d0,))`` (also spelled reshape1f, reshape1i)."""
+        return array.reshape((d0,))
+
+    def reshape2(self, array: Any, d0: int, d1: int) -> Any:
+        """``array.reshape((d0, d1))`` (also spelled reshape2f, reshape2i)."""
+        return array.reshape((d0, d1))
+
+    def reshape3(self, array: Any, d0: int, d1: int, d2: int) -> Any:
+        """``array.reshape((d0, d1, d2))`` (also spelled reshape3f, reshape3i)."""
+        return array.reshape((d0, d1, d2))
+
+    def reshape4(self, array: Any, d0: int, d1: int, d2: int, d3: int) -> Any:
+        """``array.reshape((d0, d1, d2, d3))`` (also spelled reshape4f, reshape4i)."""
+        return array.reshape((d0, d1, d2, d3))
+
+    reshape1f = reshape1i = reshape1
+    reshape2f = reshape2i = reshape2
+    reshape3f = reshape3i = reshape3
+    reshape4f = reshape4i = reshape4
+
+    def reshape_f(self, array: Any, shape: _ArrayShape) -> Any:
+        """``reshape(array, shape)`` (also spelled reshape_i)."""
+        return self.reshape(array, shape)
+
+    reshape_i = reshape_f
+
+    def cblas(self) -> Any:
+        """Thinc's table of C BLAS function pointers; composa has none (use gemm/affine)."""
+        raise NotImplementedError(f"{type(self).__name__}.cblas: composa exposes no C BLAS table; use ops.gemm")
+
+
+class NumpyOpsThincArgs:
+    """NumpyOps's Thinc-only constructor argument `use_blis`: accepted, kept, and ignored.
+
+    composa has no blis dependency; numpy's own BLAS (OpenBLAS/MKL/Accelerate) does the
+    matrix work. Only NumpyOps mixes this in, as only Thinc's NumpyOps takes `use_blis`.
+    """
+
+    def __init__(
+        self, device_type: str = "cpu", device_id: int = -1, *, use_blis: bool = False, **kwargs: Any
+    ) -> None:
+        # cast: the next class in NumpyOps's MRO is Ops, whose __init__ takes these.
+        cast(Any, super()).__init__(device_type, device_id, **kwargs)
+        self.use_blis = use_blis
 
 
 # Model: accessors and helpers (has_attr/get_attr/set_attr, global_id, create_init) ---

@@ -118,7 +118,7 @@ def test_train_errors_are_one_clear_line_not_a_traceback(trained, tmp_path):
     missing = composa_command("evaluate", tmp_path / "nowhere")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     results = [again, typo, bad_name, missing]
-    if not composa.has_cupy_gpu:
+    if not composa.compat.has_cupy_gpu:
         no_gpu = composa_command("predict", directory, tmp_path / "rows.npy", "--gpu-id", "0")
         assert no_gpu.returncode == 1 and "require_gpu" in no_gpu.stderr
         results.append(no_gpu)

@@ -1,66 +1,155 @@
-"""composa's layers: each module is one layer family and lists its names in ``__all__``.
+"""composa's layers: each module is one layer family.
 
-Each section below belongs to one area of work; add a module's import to its section.
+The public names are listed explicitly below (and again in ``__all__``): a new layer is
+imported in its section here and added to ``__all__`` and to ``docs/api.md``.
 """
 # Weight layers and activations (dense family, softmax, embeddings, normalisation, dropout)
-from .linear import *  # noqa: F401,F403
-from .dense import *  # noqa: F401,F403
-from .softmax import *  # noqa: F401,F403
-from .sigmoid import *  # noqa: F401,F403
-from .maxout import *  # noqa: F401,F403
-from .layernorm import *  # noqa: F401,F403
-from .dropout import *  # noqa: F401,F403
-from .multisoftmax import *  # noqa: F401,F403
-from .embed import *  # noqa: F401,F403
-from .hashembed import *  # noqa: F401,F403
-from .sparselinear import *  # noqa: F401,F403
-from .cauchysimilarity import *  # noqa: F401,F403
+from .linear import Linear
+from .dense import (
+    Relu,
+    Mish,
+    Swish,
+    Gelu,
+    Dish,
+    HardSwish,
+    HardSwishMobilenet,
+    ClippedLinear,
+    HardSigmoid,
+    HardTanh,
+    ReluK,
+)
+from .softmax import Softmax, Softmax_v2
+from .sigmoid import Sigmoid, sigmoid_activation, Logistic, softmax_activation
+from .maxout import Maxout
+from .layernorm import LayerNorm
+from .dropout import Dropout
+from .multisoftmax import MultiSoftmax
+from .embed import Embed
+from .hashembed import HashEmbed
+from .sparselinear import SparseLinear, SparseLinear_v2
+from .cauchysimilarity import CauchySimilarity
 
 # Sequence layers (LSTM, attention, reductions, windows, id mapping, resizable)
-from .lstm import *  # noqa: F401,F403
-from .parametricattention import *  # noqa: F401,F403
-from .reduce import *  # noqa: F401,F403
-from .expand_window import *  # noqa: F401,F403
-from .remap_ids import *  # noqa: F401,F403
-from .strings2arrays import *  # noqa: F401,F403
-from .resizable import *  # noqa: F401,F403
+from .lstm import LSTM
+from .parametricattention import ParametricAttention, ParametricAttention_v2
+from .reduce import reduce_sum, reduce_mean, reduce_max, reduce_first, reduce_last
+from .expand_window import expand_window
+from .remap_ids import remap_ids, remap_ids_v2, premap_ids
+from .strings2arrays import strings2arrays
+from .resizable import resizable
 
 # Combinators and adapters (chain, concatenate, add, with_*, conversions)
-from .chain import *  # noqa: F401,F403
-from .noop import *  # noqa: F401,F403
-from .add import *  # noqa: F401,F403
-from .concatenate import *  # noqa: F401,F403
-from .clone import *  # noqa: F401,F403
-from .residual import *  # noqa: F401,F403
-from .tuplify import *  # noqa: F401,F403
-from .siamese import *  # noqa: F401,F403
-from .bidirectional import *  # noqa: F401,F403
-from .uniqued import *  # noqa: F401,F403
-from .map_list import *  # noqa: F401,F403
-from .with_array import *  # noqa: F401,F403
-from .with_padded import *  # noqa: F401,F403
-from .with_list import *  # noqa: F401,F403
-from .with_ragged import *  # noqa: F401,F403
-from .with_flatten import *  # noqa: F401,F403
-from .with_getitem import *  # noqa: F401,F403
-from .with_reshape import *  # noqa: F401,F403
-from .with_debug import *  # noqa: F401,F403
-from .with_cpu import *  # noqa: F401,F403
-from .conversions import *  # noqa: F401,F403
-from .array_getitem import *  # noqa: F401,F403
+from .chain import chain
+from .noop import noop
+from .add import add
+from .concatenate import concatenate
+from .clone import clone
+from .residual import residual
+from .tuplify import tuplify
+from .siamese import siamese
+from .bidirectional import bidirectional
+from .uniqued import uniqued
+from .map_list import map_list
+from .with_array import with_array, with_array2d
+from .with_padded import with_padded
+from .with_list import with_list
+from .with_ragged import with_ragged
+from .with_flatten import with_flatten, with_flatten_v2
+from .with_getitem import with_getitem
+from .with_reshape import with_reshape
+from .with_debug import with_debug, with_nvtx_range
+from .with_cpu import with_cpu
+from .conversions import list2array, list2ragged, ragged2list, list2padded, padded2list
+from .array_getitem import array_getitem
 
 # Framework wrappers (PyTorchWrapper, PyTorchLSTM, TorchScriptWrapper)
-from .pytorchwrapper import *  # noqa: F401,F403
+from .pytorchwrapper import (
+    PyTorchWrapper,
+    PyTorchWrapper_v2,
+    PyTorchWrapper_v3,
+    PyTorchRNNWrapper,
+    PyTorchLSTM,
+    TorchScriptWrapper_v1,
+    pytorch_to_torchscript_wrapper,
+)
 
 
-def _collect_all() -> list:
-    import sys
-
-    names = []
-    for module_name, module in list(sys.modules.items()):
-        if module_name.startswith(__name__ + ".") and hasattr(module, "__all__"):
-            names.extend(module.__all__)
-    return sorted(set(names))
-
-
-__all__ = _collect_all()
+__all__ = [
+    "Linear",
+    "Relu",
+    "Mish",
+    "Swish",
+    "Gelu",
+    "Dish",
+    "HardSwish",
+    "HardSwishMobilenet",
+    "ClippedLinear",
+    "HardSigmoid",
+    "HardTanh",
+    "ReluK",
+    "Softmax",
+    "Softmax_v2",
+    "Sigmoid",
+    "sigmoid_activation",
+    "Logistic",
+    "softmax_activation",
+    "Maxout",
+    "LayerNorm",
+    "Dropout",
+    "MultiSoftmax",
+    "Embed",
+    "HashEmbed",
+    "SparseLinear",
+    "SparseLinear_v2",
+    "CauchySimilarity",
+    "LSTM",
+    "ParametricAttention",
+    "ParametricAttention_v2",
+    "reduce_sum",
+    "reduce_mean",
+    "reduce_max",
+    "reduce_first",
+    "reduce_last",
+    "expand_window",
+    "remap_ids",
+    "remap_ids_v2",
+    "premap_ids",
+    "strings2arrays",
+    "resizable",
+    "chain",
+    "noop",
+    "add",
+    "concatenate",
+    "clone",
+    "residual",
+    "tuplify",
+    "siamese",
+    "bidirectional",
+    "uniqued",
+    "map_list",
+    "with_array",
+    "with_array2d",
+    "with_padded",
+    "with_list",
+    "with_ragged",
+    "with_flatten",
+    "with_flatten_v2",
+    "with_getitem",
+    "with_reshape",
+    "with_debug",
+    "with_nvtx_range",
+    "with_cpu",
+    "list2array",
+    "list2ragged",
+    "ragged2list",
+    "list2padded",
+    "padded2list",
+    "array_getitem",
+    "PyTorchWrapper",
+    "PyTorchWrapper_v2",
+    "PyTorchWrapper_v3",
+    "PyTorchRNNWrapper",
+    "PyTorchLSTM",
+    "TorchScriptWrapper_v1",
+    "pytorch_to_torchscript_wrapper",
+]

@@ -2,7 +2,8 @@
 import numpy
 import pytest
 
-from composa import Linear, NumpyOps, Ragged, Relu, chain, has_cupy_gpu, registry, with_array, with_cpu
+from composa import Linear, NumpyOps, Ragged, Relu, chain, registry, with_array, with_cpu
+from composa.compat import has_cupy_gpu
 from composa.errors import ShapeMismatchError
 from composa.layers.with_cpu import to_ops
 from composa.testing import check_gradients
