@@ -18,6 +18,7 @@ from .errors import (
     DataFileError,
     DataValidationError,
     DimensionConflictError,
+    DistributedError,
     IdOutOfRangeError,
     OpIndexError,
     PyTorchModuleError,
@@ -115,6 +116,7 @@ __all__ = [
     "DataFileError",
     "OpIndexError",
     "PyTorchModuleError",
+    "DistributedError",
     # types
     "ArgsKwargs",
     "Padded",
