@@ -72,14 +72,12 @@ from .util import (
     data_validation,
     fix_random_seed,
     get_array_module,
-    get_torch_default_device,
     get_width,
     is_cupy_array,
     to_categorical,
     to_numpy,
-    torch2xp,
-    xp2torch,
 )
+from .shims.conversions import get_torch_default_device, torch2xp, xp2torch
 from .layers import *  # noqa: F401,F403 -- the layer names, listed explicitly in composa/layers/__init__.py
 from .layers import __all__ as _layer_names
 from .schedules import (

@@ -9,15 +9,25 @@ Without CONFIG, ``train`` uses the bundled default (an MLP on scikit-learn's dig
 """
 import argparse
 import importlib.util
+import io
 import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from .about import __version__
-from .errors import ComposaError, ConfigurationError
+from .archive import load, load_config
+from .backends import require_gpu
+from .config import check_config, registry
+from .datasets import read_features, read_labelled
+from .errors import ComposaError, ConfigurationError, ShapeMismatchError
+from .serialize import write_bytes_atomic
+from .training import check_data, evaluate, load_train_config, predict_numpy, train
 
 __all__ = ["main", "parse_overrides"]
 
@@ -44,8 +54,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise ValueError(f"{args.command} takes no config overrides, got {' '.join(override_tokens)}")
         import_code(getattr(args, "code", []))
         if getattr(args, "gpu_id", -1) >= 0:
-            from .backends import require_gpu
-
             require_gpu(args.gpu_id)
         return args.handler(args, overrides)
     except KeyboardInterrupt:
@@ -125,52 +133,52 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"composa {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    train = commands.add_parser(
+    train_command = commands.add_parser(
         "train", help="train a model from a config (default: MLP on digits)",
         description="Train the model of CONFIG (default: the bundled digits MLP) into DIR. "
         "Any config value can be overridden with --section.key VALUE.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("config", nargs="?", help="a .cfg file (default: the bundled composa/default.cfg)")
-    train.add_argument("--output", "-o", required=True, metavar="DIR", help="training directory to write")
-    train.add_argument("--seed", type=int, help="random seed (sets training.seed)")
-    train.add_argument("--epochs", type=int, help="number of epochs (sets training.max_epochs)")
-    train.add_argument("--resume", action="store_true", help="continue from DIR's last checkpoint")
-    train.add_argument("--force", action="store_true", help="overwrite a training run already in DIR")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar (epoch table only)")
-    train.add_argument("--no-plot", action="store_true", help="do not write learning_curves.png")
-    _add_gpu_option(train)
-    train.set_defaults(handler=_train)
+    train_command.add_argument("config", nargs="?", help="a .cfg file (default: the bundled composa/default.cfg)")
+    train_command.add_argument("--output", "-o", required=True, metavar="DIR", help="training directory to write")
+    train_command.add_argument("--seed", type=int, help="random seed (sets training.seed)")
+    train_command.add_argument("--epochs", type=int, help="number of epochs (sets training.max_epochs)")
+    train_command.add_argument("--resume", action="store_true", help="continue from DIR's last checkpoint")
+    train_command.add_argument("--force", action="store_true", help="overwrite a training run already in DIR")
+    train_command.add_argument("--no-progress", action="store_true", help="no progress bar (epoch table only)")
+    train_command.add_argument("--no-plot", action="store_true", help="do not write learning_curves.png")
+    _add_gpu_option(train_command)
+    train_command.set_defaults(handler=_train)
 
-    evaluate = commands.add_parser(
+    evaluate_command = commands.add_parser(
         "evaluate", help="accuracy and loss of a trained model",
         description="Evaluate the model in DIR on DATA (.npz with X and y, .csv with the label last, "
         ".jsonl with x and y), or on the dev split of its config's [data] when DATA is left out.",
     )
-    _add_directory_argument(evaluate)
-    evaluate.add_argument("data", nargs="?", metavar="DATA", help="labelled rows (default: the dev split)")
-    evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    _add_gpu_option(evaluate)
-    evaluate.set_defaults(handler=_evaluate)
+    _add_directory_argument(evaluate_command)
+    evaluate_command.add_argument("data", nargs="?", metavar="DATA", help="labelled rows (default: the dev split)")
+    evaluate_command.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    _add_gpu_option(evaluate_command)
+    evaluate_command.set_defaults(handler=_evaluate)
 
-    predict = commands.add_parser(
+    predict_command = commands.add_parser(
         "predict", help="predict classes for feature rows",
         description="Predict a class for each feature row of INPUT (.npy, .csv, .jsonl) with the model in DIR. "
         "Prints one class per line, or writes OUTPUT (.jsonl, .csv or .npy).",
     )
-    _add_directory_argument(predict)
-    predict.add_argument("input", metavar="INPUT", help="feature rows: .npy, .npz (X), .csv or .jsonl")
-    predict.add_argument("--output", "-o", metavar="FILE", help="write predictions to .jsonl, .csv or .npy")
-    predict.add_argument("--probabilities", action="store_true", help="include class probabilities")
-    _add_gpu_option(predict)
-    predict.set_defaults(handler=_predict)
+    _add_directory_argument(predict_command)
+    predict_command.add_argument("input", metavar="INPUT", help="feature rows: .npy, .npz (X), .csv or .jsonl")
+    predict_command.add_argument("--output", "-o", metavar="FILE", help="write predictions to .jsonl, .csv or .npy")
+    predict_command.add_argument("--probabilities", action="store_true", help="include class probabilities")
+    _add_gpu_option(predict_command)
+    predict_command.set_defaults(handler=_predict)
 
-    config = commands.add_parser(
+    config_command = commands.add_parser(
         "config", help="print a config with overrides applied (default: the bundled one)",
         description="Check CONFIG (every registered name and argument) and print it with overrides applied.",
     )
-    config.add_argument("config", nargs="?", help="a .cfg file (default: the bundled composa/default.cfg)")
-    config.set_defaults(handler=_config)
+    config_command.add_argument("config", nargs="?", help="a .cfg file (default: the bundled composa/default.cfg)")
+    config_command.set_defaults(handler=_config)
     return parser
 
 
@@ -204,8 +212,6 @@ def _add_directory_argument(command: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
-    from .training import train
-
     if args.epochs is not None:
         overrides["training.max_epochs"] = args.epochs
     try:
@@ -225,11 +231,6 @@ def _train(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
 
 
 def _evaluate(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
-    from .archive import load, load_config
-    from .config import registry
-    from .datasets import read_labelled
-    from .training import _check_data, evaluate
-
     model = load(args.directory)
     if args.data:
         X, Y = read_labelled(args.data)
@@ -237,18 +238,13 @@ def _evaluate(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
     else:
         config = load_config(args.directory).interpolate()
         data = registry.resolve({"data": config["data"]})["data"]
-        _, (X, Y) = _check_data(data)
+        _, (X, Y) = check_data(data)
         source = "the dev split of [data]"
     _check_width(model, X, args.directory, source)
     metrics = evaluate(model, X, Y)
     if args.json:
         print(json.dumps(metrics))
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    from rich.markup import escape
-
     table = Table(title=escape(f"{args.directory} on {source}"))
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -260,14 +256,10 @@ def _evaluate(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
 
 
 def _predict(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
-    from .archive import load
-    from .datasets import read_features
-    from .training import _predict_numpy
-
     model = load(args.directory)
     X = read_features(args.input)
     _check_width(model, X, args.directory, args.input)
-    probabilities = _predict_numpy(model, X, batch_size=1024) if len(X) else numpy.zeros((0, 0), "float32")
+    probabilities = predict_numpy(model, X, batch_size=1024) if len(X) else numpy.zeros((0, 0), "float32")
     labels = probabilities.argmax(axis=1) if len(X) else numpy.zeros((0,), "int64")
     if args.output:
         _write_predictions(Path(args.output), labels, probabilities, args.probabilities)
@@ -281,9 +273,6 @@ def _predict(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
 
 
 def _config(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
-    from .config import check_config
-    from .training import load_train_config
-
     config = load_train_config(args.config, overrides)
     check_config(config.interpolate())
     print(config.to_str())
@@ -291,8 +280,6 @@ def _config(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
 
 
 def _check_width(model: Any, X: numpy.ndarray, directory: str, source: str) -> None:
-    from .errors import ShapeMismatchError
-
     expected = model.maybe_get_dim("nI") if model.has_dim("nI") else None
     if expected is not None and X.ndim == 2 and X.shape[1] != expected:
         raise ShapeMismatchError(
@@ -301,12 +288,8 @@ def _check_width(model: Any, X: numpy.ndarray, directory: str, source: str) -> N
 
 
 def _write_predictions(path: Path, labels: numpy.ndarray, probabilities: numpy.ndarray, with_probs: bool) -> None:
-    from .serialize import write_bytes_atomic
-
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        import io
-
         buffer = io.BytesIO()
         numpy.save(buffer, probabilities if with_probs else labels.astype("int64"), allow_pickle=False)
         data = buffer.getvalue()

@@ -8,10 +8,10 @@ could be found and imported.
 import functools
 import importlib
 import importlib.util
-import warnings
 from typing import Any, Dict, Optional
 
 from .backends.cupy_ops import has_cupy, has_cupy_gpu
+from .thinc_compat import enable_mxnet, enable_tensorflow
 
 # Flags that need torch imported: computed on first access by the module __getattr__.
 _LAZY_FLAGS = (
@@ -101,18 +101,3 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY_FLAGS:
         return _flags()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def enable_tensorflow() -> None:
-    """Import TensorFlow for the (deprecated) TensorFlow wrapper; composa does not ship one."""
-    _enable_deprecated("TensorFlow", "tensorflow")
-
-
-def enable_mxnet() -> None:
-    """Import MXNet for the (deprecated) MXNet wrapper; composa does not ship one."""
-    _enable_deprecated("MXNet", "mxnet")
-
-
-def _enable_deprecated(framework: str, module_name: str) -> None:
-    warnings.warn(f"{framework} support is deprecated; composa has no {framework}Wrapper", DeprecationWarning)
-    importlib.import_module(module_name)

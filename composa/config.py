@@ -18,6 +18,7 @@ import confection
 from confection import Config, ConfigValidationError, Promise
 from confection.validation import resolve_type_hints, validate_type
 
+from .backends import CupyOps, MPSOps, NumpyOps
 from .errors import ConfigError
 
 __all__ = ["Config", "registry", "ConfigValidationError"]
@@ -76,9 +77,9 @@ class registry(confection.registry):
             )
         if isinstance(config, Config) and not config.is_interpolated:
             # Override before interpolating, so ${section:key} variables see the new values.
-            checked = _apply_overrides(config, overrides).interpolate()
+            checked = with_overrides(config, overrides).interpolate()
         else:
-            checked = _apply_overrides(_interpolated(config), overrides)
+            checked = with_overrides(_interpolated(config), overrides)
         check_config(checked, registry=cls, validate=validate)
         filled = cls.fill(checked, schema=schema, interpolate=True, validate=validate)
         built = _build(cls, dict(filled), [])
@@ -120,8 +121,8 @@ def _interpolated(config: Union[Config, Dict[str, Any]]) -> Config:
     return Config(config)
 
 
-def _apply_overrides(config: Config, overrides: Dict[str, Any]) -> Config:
-    """Copy of `config` with dotted keys (``"training.max_epochs"``) replaced."""
+def with_overrides(config: Config, overrides: Dict[str, Any]) -> Config:
+    """Copy of `config` with dotted keys (``{"training.max_epochs": 5}``) replaced; every key must exist."""
     if not overrides:
         return config
     result = config.copy()
@@ -302,8 +303,6 @@ def _call_promise(reg: Any, block: Dict[str, Any], path: List[str]) -> Any:
 
 def _register_ops() -> None:
     """Put the Ops classes in ``registry.ops`` (composa.backends cannot import this module)."""
-    from .backends import CupyOps, MPSOps, NumpyOps
-
     for cls in (NumpyOps, CupyOps, MPSOps):
         if not registry.has("ops", cls.__name__):
             registry.ops.register(cls.__name__, func=cls)

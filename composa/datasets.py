@@ -24,7 +24,7 @@ def digits(dev_fraction: float = 0.2, split_seed: int = 0, scale: bool = True) -
     """scikit-learn's 8x8 handwritten digits (1797 rows of 64 features, 10 classes), split train/dev."""
     if not 0.0 < dev_fraction < 1.0:
         raise DataFileError(f"digits.v1: dev_fraction must be between 0 and 1, got {dev_fraction}")
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # lazy: scikit-learn takes a second to import
 
     bunch = load_digits()
     X = numpy.asarray(bunch.data, dtype="float32")

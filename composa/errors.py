@@ -44,8 +44,16 @@ class ComposaError(Exception):
             return f"{'>'.join(self.layer_path)}: {self.message}"
         return self.message
 
-    def push_parent(self, parent_label: str, child_index: Optional[int] = None) -> None:
-        """Prefix the path with the parent layer, marking which child raised."""
+    def push_parent(
+        self, parent_label: str, child_index: Optional[int] = None, child_label: Optional[str] = None
+    ) -> None:
+        """Prefix the path with the parent layer, marking which child raised.
+
+        `child_label` names the child first when the error names no layer yet: an
+        error raised by an Ops method inside the child's forward or backprop.
+        """
+        if child_label is not None and not self.layer_path:
+            self.layer_path.append(child_label)
         if child_index is not None and self.layer_path:
             self.layer_path[0] = f"{self.layer_path[0]}[{child_index}]"
         self.layer_path.insert(0, parent_label)

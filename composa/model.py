@@ -9,7 +9,6 @@ where the reference behaves surprisingly.
 import contextlib
 import contextvars
 import copy as copy_module
-import functools
 from pathlib import Path
 from typing import (
     Any,
@@ -27,25 +26,20 @@ from typing import (
     cast,
 )
 
+from . import model_io
 from ._ids import next_id
 from .backends import CupyOps, NumpyOps, Ops, get_current_ops
+from .checks import name_unnamed_error
 from .errors import (
     ComposaError,
     ConfigurationError,
     DimensionConflictError,
-    SerializationError,
     UnknownNameError,
     UnsetValueError,
 )
-from .serialize import (
-    dumps_with_checksum,
-    loads_with_checksum,
-    msgpack_dumps,
-    msgpack_loads,
-    read_bytes,
-    write_bytes_atomic,
-)
-from .types import Unserializable
+from .model_io import deserialize_attr, serialize_attr
+from .thinc_compat import ModelThincAccessors, create_init
+from .util import DATA_VALIDATION, validate_fwd_input_output
 
 __all__ = [
     "Model",
@@ -62,8 +56,6 @@ InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 SelfT = TypeVar("SelfT", bound="Model")
 
-FORMAT_VERSION = 1
-_MESSAGE_KEYS = ("composa", "nodes", "attrs", "params", "shims")
 _WALK_ORDERS = ("bfs", "dfs_pre", "dfs_post")
 _OPERATORS = {
     "__add__": "+",
@@ -88,10 +80,9 @@ def empty_init(model: "Model", *args: Any, **kwargs: Any) -> "Model":
     return model
 
 
-class Model(Generic[InT, OutT]):
+class Model(ModelThincAccessors, Generic[InT, OutT]):
     """A node of a network: forward and init callables plus named dims, params and children."""
 
-    global_id: int = 0  # the last id handed out (ids come from composa._ids.next_id)
     _context_operators: contextvars.ContextVar[Dict[str, Callable]] = contextvars.ContextVar(
         "composa_operators", default={}
     )
@@ -179,6 +170,7 @@ class Model(Generic[InT, OutT]):
 
     @property
     def shims(self) -> List[Any]:
+        """The wrapped models of other frameworks: a live list."""
         return self._shims
 
     @property
@@ -188,22 +180,27 @@ class Model(Generic[InT, OutT]):
 
     @property
     def param_names(self) -> Tuple[str, ...]:
+        """The names of the registered params, set or not, in order."""
         return tuple(self._params)
 
     @property
     def grad_names(self) -> Tuple[str, ...]:
+        """The names of the params that have a stored gradient."""
         return tuple(name for name in self._params if name in self._grads)
 
     @property
     def dim_names(self) -> Tuple[str, ...]:
+        """The names of the registered dimensions, set or not."""
         return tuple(self._dims)
 
     @property
     def ref_names(self) -> Tuple[str, ...]:
+        """The names of the registered refs, set or not."""
         return tuple(self._refs)
 
     @property
     def attr_names(self) -> Tuple[str, ...]:
+        """The names of the attrs."""
         return tuple(self._attrs)
 
     # Dims -----------------------------------------------------------------------
@@ -215,6 +212,7 @@ class Model(Generic[InT, OutT]):
         return None if self._dims[name] is None else True
 
     def get_dim(self, name: str) -> int:
+        """The value of dimension `name`; unknown or unset raises."""
         if name not in self._dims:
             raise self._unknown("dimension", name, self._dims)
         value = self._dims[name]
@@ -227,6 +225,7 @@ class Model(Generic[InT, OutT]):
         return value
 
     def maybe_get_dim(self, name: str) -> Optional[int]:
+        """The value of dimension `name`, or None when unset or unknown."""
         return self._dims.get(name)
 
     def set_dim(self, name: str, value: Optional[int], *, force: bool = False) -> None:
@@ -263,11 +262,13 @@ class Model(Generic[InT, OutT]):
     # Params and grads -----------------------------------------------------------
 
     def has_param(self, name: str) -> Optional[bool]:
+        """True if allocated, None if registered but unset, False if unknown."""
         if name not in self._params:
             return False
         return None if self._params[name] is None else True
 
     def get_param(self, name: str) -> Any:
+        """The array of param `name`; unknown or unallocated raises."""
         if name not in self._params:
             raise self._unknown("param", name, self._params)
         value = self._params[name]
@@ -279,6 +280,7 @@ class Model(Generic[InT, OutT]):
         return value
 
     def maybe_get_param(self, name: str) -> Optional[Any]:
+        """The array of param `name`, or None when unset or unknown."""
         return self._params.get(name)
 
     def set_param(self, name: str, value: Optional[Any]) -> None:
@@ -294,6 +296,7 @@ class Model(Generic[InT, OutT]):
         return name in self._grads
 
     def get_grad(self, name: str) -> Any:
+        """The gradient of param `name`; raises when none is stored."""
         if name not in self._grads:
             raise UnknownNameError(
                 f"no gradient for param {name!r} (has one been computed?)", layer=self.name
@@ -301,9 +304,11 @@ class Model(Generic[InT, OutT]):
         return self._grads[name]
 
     def maybe_get_grad(self, name: str) -> Optional[Any]:
+        """The gradient of param `name`, or None when none is stored."""
         return self._grads.get(name)
 
     def set_grad(self, name: str, value: Any) -> None:
+        """Store `value` as the gradient of param `name` (no copy)."""
         self._grads[name] = value
 
     def inc_grad(self, name: str, value: Any) -> None:
@@ -325,11 +330,13 @@ class Model(Generic[InT, OutT]):
     # Refs -------------------------------------------------------------------------
 
     def has_ref(self, name: str) -> Optional[bool]:
+        """True if set, None if registered but unset, False if unknown."""
         if name not in self._refs:
             return False
         return None if self._refs[name] is None else True
 
     def get_ref(self, name: str) -> "Model":
+        """The node that ref `name` points at; unknown or unset raises."""
         if name not in self._refs:
             raise self._unknown("ref", name, self._refs)
         value = self._refs[name]
@@ -338,6 +345,7 @@ class Model(Generic[InT, OutT]):
         return value
 
     def maybe_get_ref(self, name: str) -> Optional["Model"]:
+        """The node that ref `name` points at, or None when unset or unknown."""
         return self._refs.get(name)
 
     def set_ref(self, name: str, value: Optional["Model"]) -> None:
@@ -349,45 +357,41 @@ class Model(Generic[InT, OutT]):
             )
         self._refs[name] = value
 
-    # Attrs (the seed's API; ``model.attrs`` is the same dict) -----------------------
-
-    def has_attr(self, name: str) -> bool:
-        return name in self._attrs
-
-    def get_attr(self, name: str) -> Any:
-        if name not in self._attrs:
-            raise self._unknown("attr", name, self._attrs)
-        return self._attrs[name]
-
-    def set_attr(self, name: str, value: Any) -> None:
-        self._attrs[name] = value
-
     # Running ------------------------------------------------------------------------
 
     def __call__(self, X: InT, is_train: bool) -> Tuple[OutT, Callable]:
         """Run forward; return the output and a callback from d(output) to d(input).
 
-        A composa error raised inside forward without a layer name (e.g. by an Ops
-        method) is given this layer's name, so the message says where it happened.
+        A composa error raised inside forward or the callback without a layer name
+        (e.g. by an Ops method) is given this layer's name, so the message says where
+        it happened. Parents run their children through ``_func`` and name them
+        themselves (see composa.checks), so only a root pays for the wrapped callback.
         """
         try:
-            return self._func(self, X, is_train=is_train)
+            Y, backprop = self._func(self, X, is_train=is_train)
         except ComposaError as error:
-            if not error.layer_path:
-                error.layer_path.append(self.name)
-                error.args = (str(error),)
+            name_unnamed_error(error, self.name)
             raise
 
+        def named_backprop(dY: Any) -> Any:
+            try:
+                return backprop(dY)
+            except ComposaError as error:
+                name_unnamed_error(error, self.name)
+                raise
+
+        return Y, named_backprop
+
     def begin_update(self, X: InT) -> Tuple[OutT, Callable]:
+        """Run forward in training mode: the output and its backprop callback."""
         return self(X, is_train=True)
 
     def predict(self, X: InT) -> OutT:
+        """Run forward in inference mode: the output only."""
         return self(X, is_train=False)[0]
 
     def initialize(self: SelfT, X: Optional[InT] = None, Y: Optional[OutT] = None) -> SelfT:
         """Infer missing dims from sample batches and allocate params, via the init callable."""
-        from .util import DATA_VALIDATION, validate_fwd_input_output
-
         if DATA_VALIDATION.get():
             validate_fwd_input_output(self.name, self._func, X, Y)
         if self.init is not None:
@@ -428,6 +432,7 @@ class Model(Generic[InT, OutT]):
                 node._params[name] = value
 
     def replace_callbacks(self, forward: Callable, *, init: Optional[Callable] = None) -> None:
+        """Swap in a new forward function and init callable."""
         self._func = forward
         self.init = init
 
@@ -543,7 +548,7 @@ class Model(Generic[InT, OutT]):
     def to_gpu(self, gpu_id: int) -> Any:
         """Move every param, grad and shim to GPU `gpu_id`; returns the cupy Device."""
         try:
-            import cupy
+            import cupy  # lazy: cupy is optional (only a GPU machine has it)
         except ImportError as error:
             raise ConfigurationError(
                 "to_gpu needs cupy and a CUDA GPU: pip install 'composa[cuda]'", layer=self.name
@@ -555,6 +560,7 @@ class Model(Generic[InT, OutT]):
         return device
 
     def to_cpu(self) -> None:
+        """Move every param, grad and shim to the CPU (NumpyOps)."""
         self._to_ops(NumpyOps())
 
     def _to_ops(self, ops: Ops) -> None:
@@ -568,96 +574,46 @@ class Model(Generic[InT, OutT]):
             for shim in node._shims:
                 shim.to_device(ops.device_type, ops.device_id)
 
-    # Serialisation --------------------------------------------------------------------
+    # Serialisation (the work is in composa.model_io) -----------------------------------
 
     def to_dict(self) -> Dict[str, Any]:
         """The tree as plain data: per node, its name, dims, refs, attrs, params and shim bytes."""
-        nodes = list(self.walk())
-        index_of = {id(node): i for i, node in enumerate(nodes)}
-        msg: Dict[str, Any] = {
-            "composa": FORMAT_VERSION,
-            "nodes": [],
-            "attrs": [],
-            "params": [],
-            "shims": [],
-        }
-        for i, node in enumerate(nodes):
-            refs = {}
-            for name, target in node._refs.items():
-                if target is not None and id(target) not in index_of:
-                    raise SerializationError(
-                        f"ref {name!r} points to node {target.name!r} outside the model",
-                        layer=node.name,
-                    )
-                refs[name] = None if target is None else index_of[id(target)]
-            msg["nodes"].append({"index": i, "name": node.name, "dims": dict(node._dims), "refs": refs})
-            msg["attrs"].append(_serialize_attrs(node))
-            msg["params"].append(
-                {name: (None if v is None else node.ops.to_numpy(v)) for name, v in node._params.items()}
-            )
-            msg["shims"].append([shim.to_bytes() for shim in node._shims])
-        return msg
+        return model_io.to_dict(self)
 
     def to_bytes(self) -> bytes:
         """msgpack bytes of :meth:`to_dict` plus a CRC-32 checksum; the same model gives the same bytes."""
-        return dumps_with_checksum(self.to_dict())
+        return model_io.to_bytes(self)
 
     def to_disk(self, path: Union[str, Path]) -> None:
         """Write :meth:`to_bytes` to one file, atomically (temp file, fsync, rename)."""
-        write_bytes_atomic(path, self.to_bytes())
+        model_io.to_disk(self, path)
 
     def from_bytes(self: SelfT, bytes_data: bytes) -> SelfT:
         """Load bytes from :meth:`to_bytes`; on any problem raise and leave the model as it was."""
-        return self.from_dict(loads_with_checksum(bytes_data))
+        model_io.from_bytes(self, bytes_data)
+        return self
 
     def from_disk(self: SelfT, path: Union[str, Path]) -> SelfT:
-        return self.from_bytes(read_bytes(path))
+        """Load a file written by :meth:`to_disk`; on any problem raise and leave the model as it was."""
+        model_io.from_disk(self, path)
+        return self
 
     def from_dict(self: SelfT, msg: Dict[str, Any]) -> SelfT:
         """Validate `msg` against this model completely, then apply it (all or nothing)."""
-        nodes = list(self.walk())
-        plan = _plan_load(nodes, msg)
-        snapshot = [_snapshot(node) for node in nodes]
-        shim_backups: List[Tuple[Any, bytes]] = []
-        try:
-            for node, node_plan in zip(nodes, plan):
-                node._dims.update(node_plan["dims"])
-                for name, index in node_plan["refs"].items():
-                    node._refs[name] = None if index is None else nodes[index]
-                node._attrs.update(node_plan["attrs"])
-                for name, array in node_plan["params"].items():
-                    node._params[name] = node.ops.asarray(array).copy()
-                for shim, data in zip(node._shims, node_plan["shims"]):
-                    shim_backups.append((shim, shim.to_bytes()))
-                    shim.from_bytes(data)
-        except Exception as error:
-            for node, state in zip(nodes, snapshot):
-                _restore(node, state)
-            for shim, data in shim_backups:
-                with contextlib.suppress(Exception):
-                    shim.from_bytes(data)
-            raise SerializationError(f"could not load the model bytes: {error}") from error
+        model_io.from_dict(self, msg)
         return self
 
     def can_from_dict(self, msg: Dict[str, Any], *, strict: bool = True) -> bool:
-        try:
-            _plan_load(list(self.walk()), msg, strict=strict)
-        except SerializationError:
-            return False
-        return True
+        """Whether :meth:`from_dict` would accept `msg` (nothing is changed)."""
+        return model_io.can_from_dict(self, msg, strict=strict)
 
     def can_from_bytes(self, bytes_data: bytes, *, strict: bool = True) -> bool:
-        try:
-            msg = loads_with_checksum(bytes_data)
-        except SerializationError:
-            return False
-        return self.can_from_dict(msg, strict=strict)
+        """Whether :meth:`from_bytes` would accept `bytes_data` (nothing is changed)."""
+        return model_io.can_from_bytes(self, bytes_data, strict=strict)
 
     def can_from_disk(self, path: Union[str, Path], *, strict: bool = True) -> bool:
-        path = Path(path)
-        if not path.is_file():
-            return False
-        return self.can_from_bytes(path.read_bytes(), strict=strict)
+        """Whether `path` is a file that :meth:`from_disk` would accept (nothing is changed)."""
+        return model_io.can_from_disk(self, path, strict=strict)
 
     # Display ----------------------------------------------------------------------------
 
@@ -698,148 +654,6 @@ def _make_operator(dunder: str, symbol: str) -> Callable:
 
 for _dunder, _symbol in _OPERATORS.items():
     setattr(Model, _dunder, _make_operator(_dunder, _symbol))
-
-
-# Serialisation helpers ---------------------------------------------------------------
-
-
-@functools.singledispatch
-def serialize_attr(_: Any, value: Any, name: str, model: Model) -> bytes:
-    """Serialise an attr value to bytes; dispatches on the current value's type."""
-    try:
-        return msgpack_dumps(value)
-    except TypeError as error:
-        raise SerializationError(
-            f"attr {name!r} holds a {type(value).__name__}, which cannot be saved: {error}. "
-            f"Register a serializer with @serialize_attr.register({type(value).__name__}), "
-            f"or wrap the value in Unserializable to leave it out of saved bytes",
-            layer=model.name,
-        ) from error
-
-
-@functools.singledispatch
-def deserialize_attr(_: Any, value: bytes, name: str, model: Model) -> Any:
-    """Load an attr value from bytes; dispatches on the receiving model's current value."""
-    return msgpack_loads(value)
-
-
-def _is_runtime_only(value: Any) -> bool:
-    """Attrs that are code or runtime state: left out of saved bytes on purpose."""
-    return isinstance(value, Unserializable) or callable(value) and not isinstance(value, type)
-
-
-def _serialize_attrs(node: Model) -> Dict[str, bytes]:
-    return {
-        name: serialize_attr(value, value, name, node)
-        for name, value in node._attrs.items()
-        if not _is_runtime_only(value)
-    }
-
-
-def _plan_load(nodes: List[Model], msg: Any, *, strict: bool = True) -> List[Dict[str, Any]]:
-    """Check every field of `msg` against `nodes`; return what to apply, per node."""
-    if not isinstance(msg, dict) or "nodes" not in msg:
-        raise SerializationError("these bytes are not a serialised composa model (no 'nodes')")
-    unknown = sorted(str(key) for key in msg if key not in _MESSAGE_KEYS)
-    if unknown:
-        raise SerializationError(f"unexpected fields {unknown} in the model bytes (damaged data?)")
-    version = msg.get("composa", FORMAT_VERSION)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise SerializationError(
-            f"the bytes use format version {version!r}; this composa reads up to {FORMAT_VERSION}"
-        )
-    fields: Dict[str, list] = {}
-    for key in ("nodes", "attrs", "params", "shims"):
-        value = msg.get(key)
-        if not isinstance(value, list):
-            raise SerializationError(f"field {key!r} must be a list, got {type(value).__name__}")
-        fields[key] = value
-        if len(value) != len(nodes):
-            raise SerializationError(
-                f"mismatched structure: the model has {len(nodes)} nodes, "
-                f"field {key!r} describes {len(value)}"
-            )
-    return [
-        _plan_node(i, node, nodes, fields, strict)
-        for i, node in enumerate(nodes)
-    ]
-
-
-def _plan_node(
-    i: int, node: Model, nodes: List[Model], fields: Dict[str, list], strict: bool
-) -> Dict[str, Any]:
-    where = f"node {i} ({node.name!r})"
-    info, attrs, params, shims = (fields[k][i] for k in ("nodes", "attrs", "params", "shims"))
-    if not isinstance(info, dict) or not isinstance(info.get("dims", {}), dict):
-        raise SerializationError(f"{where}: malformed node entry")
-    if strict and info.get("name") != node.name:
-        raise SerializationError(
-            f"{where}: the bytes hold a layer named {info.get('name')!r} here; "
-            f"was this saved from a different model?"
-        )
-    dims = {}
-    for name, value in info.get("dims", {}).items():
-        if name not in node._dims:
-            raise SerializationError(f"{where}: unknown dimension {name!r}")
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise SerializationError(f"{where}: dimension {name!r} has invalid value {value!r}")
-        current = node._dims[name]
-        if current is not None and current != value:
-            raise SerializationError(
-                f"{where}: dimension {name!r} is {current} in the model but {value} in the bytes"
-            )
-        dims[name] = value
-    refs = {}
-    for name, index in (info.get("refs") or {}).items():
-        if index is not None and (not isinstance(index, int) or not 0 <= index < len(nodes)):
-            raise SerializationError(f"{where}: ref {name!r} points to invalid node {index!r}")
-        refs[name] = index
-    if not isinstance(attrs, dict) or not all(isinstance(v, bytes) for v in attrs.values()):
-        raise SerializationError(f"{where}: malformed attrs entry")
-    loaded_attrs = {}
-    for name, data in attrs.items():
-        try:
-            loaded_attrs[name] = deserialize_attr(node._attrs.get(name), data, name, node)
-        except Exception as error:
-            raise SerializationError(f"{where}: attr {name!r} could not be loaded: {error}") from error
-    if not isinstance(params, dict):
-        raise SerializationError(f"{where}: malformed params entry")
-    loaded_params = {}
-    for name, array in params.items():
-        if name not in node._params:
-            raise SerializationError(f"{where}: unknown param {name!r}")
-        if array is None:
-            continue
-        if not hasattr(array, "dtype") or array.dtype.kind != "f":
-            raise SerializationError(f"{where}: param {name!r} is not a float array")
-        current = node._params[name]
-        if current is not None and (
-            tuple(current.shape) != tuple(array.shape) or current.dtype != array.dtype
-        ):
-            raise SerializationError(
-                f"{where}: param {name!r} is {tuple(current.shape)} {current.dtype} in the model "
-                f"but {tuple(array.shape)} {array.dtype} in the bytes"
-            )
-        loaded_params[name] = array
-    if not isinstance(shims, list) or len(shims) != len(node._shims):
-        count = len(shims) if isinstance(shims, list) else "malformed"
-        raise SerializationError(f"{where}: the model has {len(node._shims)} shims, bytes {count}")
-    if not all(isinstance(data, bytes) for data in shims):
-        raise SerializationError(f"{where}: malformed shim entry")
-    return {"dims": dims, "refs": refs, "attrs": loaded_attrs, "params": loaded_params, "shims": shims}
-
-
-def _snapshot(node: Model) -> Tuple[Dict, Dict, Dict, Dict]:
-    return dict(node._dims), dict(node._refs), dict(node._attrs), dict(node._params)
-
-
-def _restore(node: Model, state: Tuple[Dict, Dict, Dict, Dict]) -> None:
-    currents: Tuple[Dict[str, Any], ...] = (node._dims, node._refs, node._attrs, node._params)
-    for current, saved in zip(currents, state):
-        current.clear()
-        current.update(saved)
 
 
 def _copy_array(array: Any) -> Any:
@@ -910,37 +724,3 @@ def wrap_model_recursive(model: Model, wrapper: Callable[[Model], Model]) -> Mod
     for node in list(model.walk())[1:]:
         model.replace_node(node, wrapper(node))
     return wrapper(model)
-
-
-def create_init(initializers: Dict[str, Callable]) -> Callable:
-    """An init function that infers nI/nO from the samples and fills params by initializer.
-
-    ``W`` gets shape (nO, nI) and ``b`` shape (nO,); other params are re-initialised
-    in their current shape. Initializers are ``f(ops, shape) -> array``.
-    """
-
-    def init(model: Model, X: Any = None, Y: Any = None) -> Model:
-        from .util import get_width
-
-        if X is not None and model.has_dim("nI") is not False:
-            model.set_dim("nI", get_width(X))
-        if Y is not None and model.has_dim("nO") is not False:
-            model.set_dim("nO", get_width(Y))
-        for name, initializer in initializers.items():
-            model.set_param(name, initializer(model.ops, _param_shape(model, name)))
-        return model
-
-    return init
-
-
-def _param_shape(model: Model, name: str) -> Tuple[int, ...]:
-    if name == "W":
-        return (model.get_dim("nO"), model.get_dim("nI"))
-    if name == "b":
-        return (model.get_dim("nO"),)
-    current = model.maybe_get_param(name)
-    if current is None:
-        raise ConfigurationError(
-            f"create_init cannot tell the shape of param {name!r}: set it first", layer=model.name
-        )
-    return tuple(current.shape)

@@ -7,7 +7,14 @@ The loop checkpoints after every epoch into one atomically written file holding 
 model, the optimizer's state, the epoch and every RNG state, so ``resume=True``
 continues exactly where the last completed epoch left off: the final weights are
 byte-identical to those of a run that was never interrupted.
+
+``train`` runs in named steps: ``_build_run`` (config to data, model and optimizer),
+``_restore_or_clear`` (checkpoint or fresh start), ``_run_epochs``, which runs
+``_run_epoch`` = ``_train_epoch`` (a ``_train_step`` per batch) + ``_evaluate_epoch``,
+and ``_finish``. Only ``_restore_or_clear`` (which deletes the files of a replaced run),
+the ``_write_*`` functions and ``_finish`` change the output directory.
 """
+import dataclasses
 import json
 import random
 import sys
@@ -16,6 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from .archive import (
     CONFIG_FILE,
@@ -28,13 +37,21 @@ from .archive import (
     load_config,
 )
 from .about import __version__
-from .config import Config, registry
+from .config import Config, registry, with_overrides
 from .errors import ConfigurationError, SerializationError, ShapeMismatchError
 from .model import Model
 from .serialize import msgpack_dumps, msgpack_loads, read_bytes, write_bytes_atomic
 from .util import fix_random_seed
 
-__all__ = ["train", "evaluate", "default_config_path", "load_train_config", "TRAINING_DEFAULTS"]
+__all__ = [
+    "train",
+    "evaluate",
+    "check_data",
+    "predict_numpy",
+    "default_config_path",
+    "load_train_config",
+    "TRAINING_DEFAULTS",
+]
 
 TRAINING_DEFAULTS: Dict[str, Any] = {
     "max_epochs": 10,
@@ -44,6 +61,8 @@ TRAINING_DEFAULTS: Dict[str, Any] = {
     "init_sample_size": 32,
 }
 STATE_VERSION = 1
+
+Split = Tuple[numpy.ndarray, numpy.ndarray]  # (rows of features, class ids)
 
 
 def default_config_path() -> Path:
@@ -66,9 +85,7 @@ def apply_overrides(config: Config, overrides: Dict[str, Any], *, where: str = "
     """Copy of `config` with ``{"training.max_epochs": 5}``-style values set (sections must exist)."""
     if not overrides:
         return config
-    from .config import _apply_overrides
-
-    return Config(_apply_overrides(Config(config, is_interpolated=False).copy(), overrides), is_interpolated=False)
+    return Config(with_overrides(Config(config, is_interpolated=False).copy(), overrides), is_interpolated=False)
 
 
 def train(
@@ -91,99 +108,16 @@ def train(
     """
     output = Path(output_dir)
     reporter = _Reporter(console, progress)
-    config = _prepare_config(config, output, seed, resume, force, overrides or {})
-    interpolated = config.interpolate()
-    settings = _training_settings(interpolated)
-    torch_was_loaded = "torch" in sys.modules
-    seed_random_generators(settings["seed"])
-    sections = {key: interpolated[key] for key in ("data", "model", "optimizer", "loss") if key in interpolated}
-    resolved = registry.resolve(sections)
-    if not torch_was_loaded and "torch" in sys.modules and "model" in sections:
-        # The config built a PyTorch model, whose weights torch drew before it was seeded: rebuild it seeded.
-        seed_random_generators(settings["seed"])
-        resolved["model"] = registry.resolve({"model": sections["model"]})["model"]
-    for section in ("data", "model", "optimizer"):
-        if section not in resolved:
-            raise ConfigurationError(f"the config has no [{section}] section; see docs/config.md")
-    model: Model = resolved["model"]
-    optimizer = resolved["optimizer"]
-    loss_fn = resolved.get("loss")
-    (train_X, train_Y), (dev_X, dev_Y) = _check_data(resolved["data"])
-    n_classes = int(max(train_Y.max(initial=0), dev_Y.max(initial=0))) + 1
-
-    seed_random_generators(settings["seed"])
-    sample = slice(0, settings["init_sample_size"])
-    model.initialize(X=model.ops.asarray(train_X[sample]), Y=_one_hot(model, train_Y[sample], n_classes))
-    history: List[Dict[str, Any]] = []
-    best = {"dev_accuracy": -1.0, "epoch": 0}
-    start_epoch = 1
-    if resume and (output / STATE_FILE).is_file():
-        start_epoch, history, best = _restore_checkpoint(output / STATE_FILE, model, optimizer)
-        reporter.say(f"Resuming from the checkpoint after epoch {start_epoch - 1} in {output}")
-    elif resume:
-        reporter.say(f"No checkpoint in {output} yet: starting from epoch 1")
-    elif force:
-        # A new run must never be resumed from, or mixed with, the files of the one it replaces.
-        for name in (STATE_FILE, MODEL_FILE, METRICS_FILE, META_FILE, PLOT_FILE):
-            (output / name).unlink(missing_ok=True)
-    output.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(output / CONFIG_FILE, config.to_str().encode("utf8"))
-    _write_meta(output, train_X.shape[1], n_classes, best)
-
-    metrics: Dict[str, Any] = history[-1] if history else {}
-    # Epochs without improvement since the best one count on across a resume, as without one.
-    patience_left = settings["patience"] - (start_epoch - 1 - best["epoch"])
-    last_epoch = settings["max_epochs"]
-    if settings["patience"] and history and patience_left <= 0:
-        reporter.say(f"The run had already stopped early (no dev improvement for {settings['patience']} epochs)")
-        last_epoch = start_epoch - 1
-    batch_size = settings["batch_size"]
-    reporter.start(last_epoch, start_epoch, len(train_X), batch_size, history)
+    run = _build_run(_prepare_config(config, output, seed, resume, force, overrides or {}), output)
+    _restore_or_clear(run, resume, force, reporter)
+    _write_run_files(run)
     try:
-        for epoch in range(start_epoch, last_epoch + 1):
-            started = time.perf_counter()
-            loss = _train_epoch(model, optimizer, loss_fn, train_X, train_Y, n_classes, batch_size,
-                                _epoch_order(settings["seed"], epoch, len(train_X)), reporter)
-            seconds = time.perf_counter() - started
-            with _averaged(model, optimizer):
-                train_accuracy = accuracy(model, train_X, train_Y)
-                dev_accuracy = accuracy(model, dev_X, dev_Y)
-                improved = dev_accuracy > best["dev_accuracy"]
-                if improved:
-                    best = {"dev_accuracy": dev_accuracy, "epoch": epoch}
-                    model.to_disk(output / MODEL_FILE)
-            if hasattr(optimizer, "last_score"):
-                optimizer.last_score = dev_accuracy  # plateau schedules react to the dev score
-            metrics = {
-                "epoch": epoch,
-                "loss": loss,
-                "train_accuracy": train_accuracy,
-                "dev_accuracy": dev_accuracy,
-                "examples_per_second": len(train_X) / max(seconds, 1e-9),
-                "best": improved,
-            }
-            history.append(metrics)
-            _write_checkpoint(output / STATE_FILE, model, optimizer, epoch, history, best)
-            _write_metrics(output, history)
-            _write_meta(output, train_X.shape[1], n_classes, best)
-            reporter.epoch(metrics)
-            if on_epoch_end is not None:
-                on_epoch_end(metrics)
-            patience_left = settings["patience"] if improved else patience_left - 1
-            if settings["patience"] and patience_left <= 0:
-                reporter.say(f"No dev improvement for {settings['patience']} epochs: stopping early")
-                break
+        _run_epochs(run, reporter, on_epoch_end)
     except KeyboardInterrupt:
         reporter.stop()
         reporter.say(f"Interrupted. Continue with: composa train --output {output} --resume")
         raise
-    reporter.stop()
-    if plot:
-        reporter.say(plot_learning_curves(history, output / PLOT_FILE))
-    reporter.say(
-        f"Best dev accuracy {best['dev_accuracy']:.4f} at epoch {best['epoch']}; model saved in {output / MODEL_FILE}"
-    )
-    return {**metrics, "best_dev_accuracy": best["dev_accuracy"], "best_epoch": best["epoch"]}
+    return _finish(run, reporter, plot)
 
 
 def evaluate(model: Model, X: Any, Y: Any, *, batch_size: int = 1024) -> Dict[str, float]:
@@ -193,7 +127,7 @@ def evaluate(model: Model, X: Any, Y: Any, *, batch_size: int = 1024) -> Dict[st
         raise ShapeMismatchError(f"evaluate: {len(X)} rows but {len(Y)} labels")
     if len(Y) == 0:
         return {"accuracy": 0.0, "loss": 0.0, "examples": 0}
-    probs = _predict_numpy(model, X, batch_size)
+    probs = predict_numpy(model, X, batch_size)
     if probs.ndim != 2 or Y.max() >= probs.shape[1]:
         raise ShapeMismatchError(
             f"evaluate: the model outputs shape {probs.shape}, too narrow for label {int(Y.max())}"
@@ -214,10 +148,10 @@ def accuracy(model: Model, X: Any, Y: Any) -> float:
 def plot_learning_curves(history: Sequence[Dict[str, Any]], path: Union[str, Path]) -> str:
     """Save loss and accuracy per epoch as a PNG (matplotlib, Agg); returns a message saying what happened."""
     try:
-        import matplotlib
+        import matplotlib  # lazy: slow to import, and the plot is skipped without it
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: after choosing the Agg backend
     except ImportError:
         return "matplotlib is not installed: skipping the learning-curve plot (pip install matplotlib)"
     if not history:
@@ -299,7 +233,8 @@ def _training_settings(config: Config) -> Dict[str, Any]:
     return settings
 
 
-def _check_data(data: Any) -> Tuple[Tuple[numpy.ndarray, numpy.ndarray], Tuple[numpy.ndarray, numpy.ndarray]]:
+def check_data(data: Any) -> Tuple[Split, Split]:
+    """`[data]`'s ``((train_X, train_Y), (dev_X, dev_Y))`` as float32 rows and int32 labels, checked."""
     try:
         (train_X, train_Y), (dev_X, dev_Y) = data
     except (TypeError, ValueError) as error:
@@ -328,6 +263,74 @@ def _check_data(data: Any) -> Tuple[Tuple[numpy.ndarray, numpy.ndarray], Tuple[n
     return splits[0], splits[1]
 
 
+@dataclasses.dataclass
+class _Run:
+    """One training run: what the config built, and the history that grows epoch by epoch."""
+
+    output: Path
+    config: Config
+    settings: Dict[str, Any]
+    model: Model
+    optimizer: Any
+    loss_fn: Any
+    train_X: numpy.ndarray
+    train_Y: numpy.ndarray
+    dev_X: numpy.ndarray
+    dev_Y: numpy.ndarray
+    n_classes: int
+    history: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+    best: Dict[str, Any] = dataclasses.field(default_factory=lambda: {"dev_accuracy": -1.0, "epoch": 0})
+    start_epoch: int = 1
+
+
+def _build_run(config: Config, output: Path) -> _Run:
+    """Build the config's data, model, optimizer and loss (seeded) and initialise the model on a sample."""
+    interpolated = config.interpolate()
+    settings = _training_settings(interpolated)
+    resolved = _resolve_sections(interpolated, settings["seed"])
+    (train_X, train_Y), (dev_X, dev_Y) = check_data(resolved["data"])
+    n_classes = int(max(train_Y.max(initial=0), dev_Y.max(initial=0))) + 1
+    model: Model = resolved["model"]
+    seed_random_generators(settings["seed"])
+    sample = slice(0, settings["init_sample_size"])
+    model.initialize(X=model.ops.asarray(train_X[sample]), Y=_one_hot(model, train_Y[sample], n_classes))
+    return _Run(
+        output=output, config=config, settings=settings, model=model, optimizer=resolved["optimizer"],
+        loss_fn=resolved.get("loss"), train_X=train_X, train_Y=train_Y, dev_X=dev_X, dev_Y=dev_Y,
+        n_classes=n_classes,
+    )
+
+
+def _resolve_sections(interpolated: Config, seed: int) -> Dict[str, Any]:
+    """The built [data], [model], [optimizer] and optional [loss] sections, with the RNGs seeded first."""
+    torch_was_loaded = "torch" in sys.modules
+    seed_random_generators(seed)
+    sections = {key: interpolated[key] for key in ("data", "model", "optimizer", "loss") if key in interpolated}
+    resolved = registry.resolve(sections)
+    if not torch_was_loaded and "torch" in sys.modules and "model" in sections:
+        # The config built a PyTorch model, whose weights torch drew before it was seeded: rebuild it seeded.
+        seed_random_generators(seed)
+        resolved["model"] = registry.resolve({"model": sections["model"]})["model"]
+    for section in ("data", "model", "optimizer"):
+        if section not in resolved:
+            raise ConfigurationError(f"the config has no [{section}] section; see docs/config.md")
+    return resolved
+
+
+def _restore_or_clear(run: _Run, resume: bool, force: bool, reporter: "_Reporter") -> None:
+    """Continue from the output's checkpoint when resuming; with `force`, delete the replaced run's files."""
+    output = run.output
+    if resume and (output / STATE_FILE).is_file():
+        run.start_epoch, run.history, run.best = _restore_checkpoint(output / STATE_FILE, run.model, run.optimizer)
+        reporter.say(f"Resuming from the checkpoint after epoch {run.start_epoch - 1} in {output}")
+    elif resume:
+        reporter.say(f"No checkpoint in {output} yet: starting from epoch 1")
+    elif force:
+        # A new run must never be resumed from, or mixed with, the files of the one it replaces.
+        for name in (STATE_FILE, MODEL_FILE, METRICS_FILE, META_FILE, PLOT_FILE):
+            (output / name).unlink(missing_ok=True)
+
+
 # The loop -----------------------------------------------------------------------------
 
 
@@ -336,35 +339,87 @@ def _epoch_order(seed: int, epoch: int, n_rows: int) -> numpy.ndarray:
     return numpy.random.default_rng([seed, epoch]).permutation(n_rows)
 
 
-def _train_epoch(
-    model: Model,
-    optimizer: Any,
-    loss_fn: Any,
-    train_X: numpy.ndarray,
-    train_Y: numpy.ndarray,
-    n_classes: int,
-    batch_size: int,
-    order: numpy.ndarray,
-    reporter: "_Reporter",
-) -> float:
-    ops = model.ops
+def _run_epochs(run: _Run, reporter: "_Reporter", on_epoch_end: Optional[Callable[[Dict[str, Any]], None]]) -> None:
+    """Train epoch after epoch up to max_epochs, stopping early once patience runs out."""
+    last_epoch = run.settings["max_epochs"]
+    if run.history and _patience_spent(run, run.start_epoch - 1):
+        reporter.say(f"The run had already stopped early (no dev improvement for {run.settings['patience']} epochs)")
+        last_epoch = run.start_epoch - 1
+    reporter.start(last_epoch, run.start_epoch, len(run.train_X), run.settings["batch_size"], run.history)
+    for epoch in range(run.start_epoch, last_epoch + 1):
+        metrics = _run_epoch(run, epoch, reporter)
+        if on_epoch_end is not None:
+            on_epoch_end(metrics)
+        if _patience_spent(run, epoch):
+            reporter.say(f"No dev improvement for {run.settings['patience']} epochs: stopping early")
+            break
+
+
+def _patience_spent(run: _Run, epoch: int) -> bool:
+    """True when `patience` (0: unlimited) epochs up to `epoch` came after the best one."""
+    # Counted from the best epoch, so the count carries on across a resume as without one.
+    patience = run.settings["patience"]
+    return bool(patience) and epoch - run.best["epoch"] >= patience
+
+
+def _run_epoch(run: _Run, epoch: int, reporter: "_Reporter") -> Dict[str, Any]:
+    """Train one epoch, evaluate it and write its files; returns the epoch's row of metrics."""
+    started = time.perf_counter()
+    loss = _train_epoch(run, _epoch_order(run.settings["seed"], epoch, len(run.train_X)), reporter)
+    seconds = time.perf_counter() - started
+    train_accuracy, dev_accuracy = _evaluate_epoch(run)
+    improved = dev_accuracy > run.best["dev_accuracy"]
+    if improved:
+        run.best = {"dev_accuracy": dev_accuracy, "epoch": epoch}
+    if hasattr(run.optimizer, "last_score"):
+        run.optimizer.last_score = dev_accuracy  # plateau schedules react to the dev score
+    metrics = {
+        "epoch": epoch,
+        "loss": loss,
+        "train_accuracy": train_accuracy,
+        "dev_accuracy": dev_accuracy,
+        "examples_per_second": len(run.train_X) / max(seconds, 1e-9),
+        "best": improved,
+    }
+    run.history.append(metrics)
+    _write_epoch_files(run, metrics)
+    reporter.epoch(metrics)
+    return metrics
+
+
+def _train_epoch(run: _Run, order: numpy.ndarray, reporter: "_Reporter") -> float:
+    """One pass over the training rows in `order`, batch by batch; returns the mean cross-entropy."""
+    batch_size = run.settings["batch_size"]
     total_loss = 0.0
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        X = ops.asarray(train_X[index])
-        truths = _one_hot(model, train_Y[index], n_classes)
-        guesses, backprop = model.begin_update(X)
-        if loss_fn is not None:
-            d_guesses, _ = loss_fn(guesses, truths)
-        else:
-            d_guesses = (guesses - truths) / len(index)
-        total_loss += _cross_entropy_sum(model, guesses, truths)
-        backprop(d_guesses)
-        model.finish_update(optimizer)
-        if hasattr(optimizer, "step_schedules"):
-            optimizer.step_schedules()
+        total_loss += _train_step(run, index)
         reporter.advance(len(index))
     return total_loss / len(order)
+
+
+def _train_step(run: _Run, index: numpy.ndarray) -> float:
+    """Forward, loss and backprop on the training rows `index`, then update; returns their summed cross-entropy."""
+    model = run.model
+    X = model.ops.asarray(run.train_X[index])
+    truths = _one_hot(model, run.train_Y[index], run.n_classes)
+    guesses, backprop = model.begin_update(X)
+    if run.loss_fn is not None:
+        d_guesses, _ = run.loss_fn(guesses, truths)
+    else:
+        d_guesses = (guesses - truths) / len(index)
+    loss = _cross_entropy_sum(model, guesses, truths)
+    backprop(d_guesses)
+    model.finish_update(run.optimizer)
+    if hasattr(run.optimizer, "step_schedules"):
+        run.optimizer.step_schedules()
+    return loss
+
+
+def _evaluate_epoch(run: _Run) -> Tuple[float, float]:
+    """Train and dev accuracy, with the optimizer's parameter averages when it keeps them."""
+    with _averaged(run.model, run.optimizer):
+        return accuracy(run.model, run.train_X, run.train_Y), accuracy(run.model, run.dev_X, run.dev_Y)
 
 
 def _one_hot(model: Model, labels: numpy.ndarray, n_classes: int) -> Any:
@@ -378,7 +433,8 @@ def _cross_entropy_sum(model: Model, guesses: Any, truths: Any) -> float:
     return float(-model.ops.xp.log(model.ops.xp.clip(gold, 1e-12, None)).sum())
 
 
-def _predict_numpy(model: Model, X: Any, batch_size: int) -> numpy.ndarray:
+def predict_numpy(model: Model, X: Any, batch_size: int = 1024) -> numpy.ndarray:
+    """`model`'s outputs for the rows `X`, predicted `batch_size` rows at a time, as one numpy array."""
     outputs = []
     for start in range(0, len(X), batch_size):
         outputs.append(model.ops.to_numpy(model.predict(model.ops.asarray(X[start : start + batch_size]))))
@@ -488,6 +544,36 @@ def load_optimizer_state(optimizer: Any, model: Model, state: Optional[bytes]) -
 # Files and display --------------------------------------------------------------------
 
 
+def _write_run_files(run: _Run) -> None:
+    """Create the output directory and write the run's config and (so far) meta."""
+    run.output.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(run.output / CONFIG_FILE, run.config.to_str().encode("utf8"))
+    _write_meta(run.output, run.train_X.shape[1], run.n_classes, run.best)
+
+
+def _write_epoch_files(run: _Run, metrics: Dict[str, Any]) -> None:
+    """Write what an epoch leaves: the model when it is the best yet (averaged), the checkpoint, metrics and meta."""
+    if metrics["best"]:
+        with _averaged(run.model, run.optimizer):
+            run.model.to_disk(run.output / MODEL_FILE)
+    _write_checkpoint(run.output / STATE_FILE, run.model, run.optimizer, metrics["epoch"], run.history, run.best)
+    _write_metrics(run.output, run.history)
+    _write_meta(run.output, run.train_X.shape[1], run.n_classes, run.best)
+
+
+def _finish(run: _Run, reporter: "_Reporter", plot: bool) -> Dict[str, Any]:
+    """Stop the progress bar, plot the learning curves, say where the best model is; returns the summary."""
+    reporter.stop()
+    if plot:
+        reporter.say(plot_learning_curves(run.history, run.output / PLOT_FILE))
+    reporter.say(
+        f"Best dev accuracy {run.best['dev_accuracy']:.4f} at epoch {run.best['epoch']}; "
+        f"model saved in {run.output / MODEL_FILE}"
+    )
+    metrics = run.history[-1] if run.history else {}
+    return {**metrics, "best_dev_accuracy": run.best["dev_accuracy"], "best_epoch": run.best["epoch"]}
+
+
 def _write_metrics(output: Path, history: List[Dict[str, Any]]) -> None:
     text = "".join(json.dumps(row) + "\n" for row in history)
     write_bytes_atomic(output / METRICS_FILE, text.encode("utf8"))
@@ -508,8 +594,6 @@ class _Reporter:
     """Progress bar and per-epoch table with rich (plain lines when disabled)."""
 
     def __init__(self, console: Any, progress: bool) -> None:
-        from rich.console import Console
-
         self.console = console if console is not None else Console()
         self.enabled = progress
         self.progress: Any = None
@@ -525,8 +609,6 @@ class _Reporter:
             self.epoch(row)
         remaining = max(0, max_epochs - start_epoch + 1) * n_rows
         if self.enabled and remaining:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
             self.progress = Progress(
                 "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                 TimeRemainingColumn(), console=self.console, transient=True,

@@ -35,6 +35,7 @@ __all__ = [
     "SizedGenerator",
     "Unserializable",
     "validate_array",
+    "check_array_annotation",
     "Floats1d",
     "Floats2d",
     "Floats3d",
@@ -136,6 +137,12 @@ def validate_array(obj: Any, ndim: Optional[int] = None, dtype: Optional[str] = 
     if problems:
         raise ValueError("; ".join(problems))
     return obj
+
+
+def check_array_annotation(value: Any, annotation: Any) -> None:
+    """Raise TypeError/ValueError unless `value` fits `annotation` where that is an array alias (Floats2d, ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, _ArrayAnnotation):
+        validate_array(value, annotation.ndim, annotation.kind)
 
 
 def _lengths_array(lengths: Any) -> Any:

@@ -1,21 +1,50 @@
-"""Utilities shared across composa: array helpers, widths, seeds and data validation."""
+"""Utilities shared across composa: array predicates and helpers, widths, seeds, containers.
+
+This is the bottom layer of the package: at import time it needs only ``errors``,
+``types`` and ``validation``. Names that used to live here and moved up a layer stay importable from
+``composa.util``: the torch conversions (now in ``composa.shims.conversions``) and the
+TensorFlow/MXNet predicates (now in ``composa.thinc_compat``).
+"""
 import contextlib
-import contextvars
 import dataclasses
 import functools
-import inspect
+import importlib
 import os
 import random
-import sys
 import tempfile
-from typing import Any, Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy
 
 from .errors import ConfigurationError, DataValidationError, ShapeMismatchError
 from .types import ArgsKwargs, Padded, Ragged
+from .validation import DATA_VALIDATION, data_validation, validate_fwd_input_output  # noqa: F401
 
-__all__ = [
+# Moved names, by the module that now defines them. Those modules import util, so
+# importing them here would be a cycle: ``__getattr__`` imports one on first access.
+_MOVED: Dict[str, Tuple[str, str]] = {
+    **{
+        name: ("composa.shims.conversions", name)
+        for name in (
+            "xp2torch",
+            "torch2xp",
+            "get_torch_default_device",
+            "is_torch_array",
+            "is_torch_cuda_array",
+            "is_torch_gpu_array",
+            "is_torch_mps_array",
+        )
+    },
+    "_require_torch": ("composa.shims.conversions", "require_torch"),
+    **{
+        name: ("composa.thinc_compat", name)
+        for name in ("is_tensorflow_array", "is_tensorflow_gpu_array", "is_mxnet_array", "is_mxnet_gpu_array")
+    },
+}
+
+# The moved public names stay listed: `from composa.util import *` resolves them through
+# __getattr__, by which time util itself has finished importing.
+__all__: List[str] = [
     "get_width",
     "get_array_module",
     "is_cupy_array",
@@ -27,12 +56,26 @@ __all__ = [
     "DataValidationError",
     "DATA_VALIDATION",
     "partial",
+    "to_categorical",
+    "copy_array",
+    "convert_recursive",
+    "iterate_recursive",
+    "ArrayInfo",
+    "make_tempfile",
+    "use_nvtx_range",
+    *(name for name in _MOVED if not name.startswith("_")),
 ]
 
-DATA_VALIDATION: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "composa_data_validation", default=False
-)
 
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        module_name, attribute = _MOVED[name]
+        return getattr(importlib.import_module(module_name), attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted([*globals(), *_MOVED])
 
 
 def is_cupy_array(obj: Any) -> bool:
@@ -55,7 +98,7 @@ def get_array_module(arr: Any) -> Any:
     if is_numpy_array(arr):
         return numpy
     if is_cupy_array(arr):
-        import cupy
+        import cupy  # lazy: cupy is optional, and a cupy array means it is installed
 
         return cupy
     raise ValueError(f"Only numpy and cupy arrays are supported, got {type(arr).__name__}")
@@ -94,7 +137,7 @@ def fix_random_seed(seed: int = 0) -> None:
     random.seed(seed)
     numpy.random.seed(seed)
     try:
-        import torch
+        import torch  # lazy: torch is optional and slow to import
     except ImportError:
         pass
     else:
@@ -103,33 +146,12 @@ def fix_random_seed(seed: int = 0) -> None:
             torch.cuda.manual_seed_all(seed)
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
-    from .backends import has_cupy_gpu
+    from .backends import has_cupy_gpu  # layering: backends sits above util
 
     if has_cupy_gpu:
-        import cupy
+        import cupy  # lazy: cupy is optional
 
         cupy.random.seed(seed)
-
-
-# Training utilities: labels, array predicates, copying and recursive containers ---------
-
-__all__ += [
-    "to_categorical",
-    "is_torch_array",
-    "is_torch_cuda_array",
-    "is_torch_gpu_array",
-    "is_torch_mps_array",
-    "is_tensorflow_array",
-    "is_tensorflow_gpu_array",
-    "is_mxnet_array",
-    "is_mxnet_gpu_array",
-    "copy_array",
-    "convert_recursive",
-    "iterate_recursive",
-    "ArrayInfo",
-    "make_tempfile",
-    "use_nvtx_range",
-]
 
 
 def to_categorical(Y: Any, n_classes: Optional[int] = None, *, label_smoothing: float = 0.0) -> Any:
@@ -172,54 +194,11 @@ def to_categorical(Y: Any, n_classes: Optional[int] = None, *, label_smoothing: 
     return out.reshape(tuple(labels.shape) + (n_classes,))
 
 
-def is_torch_array(obj: Any) -> bool:
-    """True for a torch.Tensor (False when torch was never imported: then it cannot be one)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.Tensor)
-
-
-def is_torch_cuda_array(obj: Any) -> bool:
-    """True for a torch tensor on a CUDA device."""
-    return is_torch_array(obj) and obj.is_cuda
-
-
-def is_torch_mps_array(obj: Any) -> bool:
-    """True for a torch tensor on Apple's MPS device."""
-    return is_torch_array(obj) and obj.device.type == "mps"
-
-
-def is_torch_gpu_array(obj: Any) -> bool:
-    """True for a torch tensor on any GPU (CUDA or MPS)."""
-    return is_torch_cuda_array(obj) or is_torch_mps_array(obj)
-
-
-def is_tensorflow_array(obj: Any) -> bool:
-    """True for a TensorFlow tensor (False when TensorFlow was never imported)."""
-    tensorflow = sys.modules.get("tensorflow")
-    return tensorflow is not None and bool(tensorflow.is_tensor(obj))
-
-
-def is_tensorflow_gpu_array(obj: Any) -> bool:
-    """True for a TensorFlow tensor on a GPU."""
-    return is_tensorflow_array(obj) and "GPU:" in str(getattr(obj, "device", ""))
-
-
-def is_mxnet_array(obj: Any) -> bool:
-    """True for an MXNet NDArray (False when MXNet was never imported)."""
-    mxnet = sys.modules.get("mxnet")
-    return mxnet is not None and isinstance(obj, mxnet.nd.NDArray)
-
-
-def is_mxnet_gpu_array(obj: Any) -> bool:
-    """True for an MXNet NDArray on a GPU."""
-    return is_mxnet_array(obj) and obj.context.device_type != "cpu"
-
-
 def copy_array(dst: Any, src: Any) -> None:
     """Copy `src` into `dst` in place, across numpy and cupy (numpy broadcasting applies)."""
     try:
         if is_cupy_array(dst):
-            import cupy
+            import cupy  # lazy: cupy is optional, and a cupy array means it is installed
 
             cupy.copyto(dst, cupy.asarray(src))
         else:
@@ -306,12 +285,12 @@ def make_tempfile(mode: str = "r") -> Iterator[Any]:
 @contextlib.contextmanager
 def use_nvtx_range(message: str, id_color: int = -1) -> Iterator[None]:
     """Mark the block as an NVTX range for GPU profilers (a no-op without a CUDA GPU)."""
-    from .backends import has_cupy_gpu
+    from .backends import has_cupy_gpu  # layering: backends sits above util
 
     if not has_cupy_gpu:
         yield
         return
-    from cupy.cuda import nvtx
+    from cupy.cuda import nvtx  # lazy: cupy is optional
 
     nvtx.RangePush(message, id_color)
     try:
@@ -320,127 +299,8 @@ def use_nvtx_range(message: str, id_color: int = -1) -> Iterator[None]:
         nvtx.RangePop()
 
 
-@contextlib.contextmanager
-def data_validation(validation: bool) -> Iterator[None]:
-    """Within the block, ``Model.initialize`` checks sample data against forward's annotations."""
-    token = DATA_VALIDATION.set(validation)
-    try:
-        yield
-    finally:
-        DATA_VALIDATION.reset(token)
-
-
-def validate_fwd_input_output(name: str, func: Callable, X: Any, Y: Any) -> None:
-    """Check that `func` takes (model, X, is_train) and that X/Y match array annotations."""
-    from .types import _ArrayAnnotation, validate_array
-
-    signature = inspect.signature(func)
-    if len(signature.parameters) != 3:
-        raise DataValidationError(name, X, Y, ["forward must take exactly (model, X, is_train)"])
-    annotation = list(signature.parameters.values())[1].annotation
-    errors = []
-    for value, expected in ((X, annotation), (Y, signature.return_annotation)):
-        if value is None or not (isinstance(expected, type) and issubclass(expected, _ArrayAnnotation)):
-            continue
-        try:
-            validate_array(value, expected.ndim, expected.kind)
-        except (TypeError, ValueError) as error:
-            errors.append(error)
-    if errors:
-        raise DataValidationError(name, X, Y, errors)
-
-
 def partial(func: Callable, *args: Any, **kwargs: Any) -> Callable:
     """functools.partial that keeps the wrapped function's docstring."""
     result = functools.partial(func, *args, **kwargs)
     result.__doc__ = func.__doc__
     return result
-
-
-# Torch interop -- owned by the PyTorch interop work ------------------------------------
-# torch is optional: nothing here imports it unless a torch tensor is already in play
-# or a conversion to torch is requested.
-
-__all__ += ["xp2torch", "torch2xp", "get_torch_default_device"]
-
-
-def _require_torch(what: str) -> Any:
-    """The torch module, or an ImportError saying what needed it and how to install it."""
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(f"{what} needs PyTorch, which is not installed: pip install 'composa[torch]'") from error
-    return torch
-
-
-def get_torch_default_device() -> Any:
-    """torch.device matching the current ops: ``cuda:<current>`` under CupyOps, else ``cpu``."""
-    torch = _require_torch("get_torch_default_device")
-    from .backends import get_current_ops
-
-    ops = get_current_ops()
-    if ops.device_type == "gpu" or getattr(ops, "name", "") == "cupy":
-        return torch.device("cuda", torch.cuda.current_device())
-    if ops.device_type == "mps":
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def xp2torch(xp_tensor: Any, requires_grad: bool = False, device: Any = None) -> Any:
-    """numpy/cupy array -> torch tensor on `device` (default: get_torch_default_device()).
-
-    CPU arrays share memory with the tensor (``torch.from_numpy``), cupy arrays go
-    through DLPack (no copy); a copy is made only when moving between devices or when
-    the array is read-only or has negative strides, which torch cannot view.
-    """
-    torch = _require_torch("xp2torch")
-    if isinstance(xp_tensor, torch.Tensor):
-        tensor = xp_tensor
-    elif is_cupy_array(xp_tensor):
-        tensor = torch.utils.dlpack.from_dlpack(xp_tensor)
-    else:
-        array = xp_tensor if isinstance(xp_tensor, numpy.ndarray) else numpy.asarray(xp_tensor)
-        if not array.flags.writeable or (array.ndim and min(array.strides) < 0):
-            array = array.copy()
-        try:
-            tensor = torch.from_numpy(array)
-        except TypeError as error:
-            from .errors import ConfigurationError
-
-            raise ConfigurationError(
-                f"xp2torch: cannot convert an array of dtype {array.dtype} to a torch tensor"
-            ) from error
-    if device is None:
-        device = get_torch_default_device()
-    elif not isinstance(device, torch.device):
-        device = torch.device(device)
-    if tensor.device != device:  # .to() is a no-op for "cuda" when already on the current GPU
-        tensor = tensor.to(device)
-    if requires_grad and (tensor.is_floating_point() or tensor.is_complex()):
-        tensor.requires_grad_()
-    return tensor
-
-
-def torch2xp(torch_tensor: Any, *, ops: Any = None) -> Any:
-    """torch tensor -> numpy (CPU) or cupy (CUDA) array; `ops` picks the target explicitly.
-
-    CPU tensors become numpy arrays sharing their memory and CUDA tensors become cupy
-    arrays via DLPack. numpy has no bfloat16, so bfloat16 tensors come back as float32
-    (a copy).
-    """
-    torch = _require_torch("torch2xp")
-    tensor = torch_tensor.detach()
-    if tensor.dtype == torch.bfloat16:
-        tensor = tensor.float()
-    target = None if ops is None else getattr(ops, "name", None)
-    if tensor.is_cuda and target != "numpy":
-        import cupy
-
-        return cupy.from_dlpack(tensor)
-    array = tensor.cpu().numpy()
-    if target == "cupy":
-        import cupy
-
-        return cupy.asarray(array)
-    return array
-

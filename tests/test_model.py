@@ -1,9 +1,13 @@
 """The Model class: the seed's examples and each method's documented edge cases."""
+import inspect
 import threading
 
 import numpy
 import pytest
 
+import composa
+import composa.model
+import composa.thinc_compat
 from composa import (
     Linear,
     Model,
@@ -139,6 +143,30 @@ def test_seed_create_init_example():
     model.initialize(X=numpy.ones((2, 4), dtype="f"))
     assert model.get_param("W").shape == (3, 4)
     assert not model.get_param("W").any()
+
+
+def test_the_thinc_accessors_come_from_thinc_compat_and_keep_their_old_names():
+    assert issubclass(Model, composa.thinc_compat.ModelThincAccessors)
+    assert composa.create_init is composa.model.create_init is composa.thinc_compat.create_init
+    model = Model("windowed", linear_forward, attrs={"window_size": 3})
+    assert Model.global_id == model.id
+    with pytest.raises(UnknownNameError, match=r"windowed: unknown attr 'blah'; this layer has attrs \['window_size'\]"):
+        model.get_attr("blah")
+
+
+def public_model_members():
+    """Every public method and property of Model, by name."""
+    return [
+        name
+        for name, value in inspect.getmembers(Model)
+        if not name.startswith("_") and (inspect.isroutine(value) or isinstance(value, property))
+    ]
+
+
+def test_every_public_model_method_and_property_has_a_docstring():
+    assert len(public_model_members()) > 40
+    undocumented = [name for name in public_model_members() if not inspect.getdoc(getattr(Model, name))]
+    assert undocumented == []
 
 
 # Dims, params, grads, refs --------------------------------------------------------------

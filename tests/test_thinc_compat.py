@@ -4,6 +4,7 @@ Each test reads like code a Thinc user already has: the imports, layer names, co
 blocks and training loop are the ones Thinc's docs teach, with only the package name
 changed. The last tests check the export surface name by name.
 """
+import ast
 import importlib
 import inspect
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import composa
+import composa.thinc_compat
 from composa import (
     Adam,
     CategoricalCrossentropy,
@@ -441,6 +443,13 @@ softmax_activation.v1 strings2arrays.v1 tuplify.v1 uniqued.v1 with_array.v1 with
 with_flatten.v1 with_flatten.v2 with_getitem.v1 with_list.v1 with_padded.v1 with_ragged.v1
 with_reshape.v1
 """.split()
+
+
+def test_thinc_compat_imports_only_the_bottom_layer_of_the_package():
+    """Backends, model and layers mix thinc_compat in, so it must not import them (a cycle)."""
+    tree = ast.parse(inspect.getsource(composa.thinc_compat))
+    imported = {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.level == 1}
+    assert imported <= {"errors", "types", "util"}
 
 
 @pytest.mark.parametrize("name", THINC_API_NAMES + THINC_LAYER_NAMES)

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from composa.errors import ShapeMismatchError
-from composa.types import ArgsKwargs, Padded, Pairs, Ragged, SizedGenerator, validate_array
+from composa.types import ArgsKwargs, Floats2d, Padded, Pairs, Ragged, SizedGenerator, check_array_annotation, validate_array
 
 
 def make_ragged(lengths, width=2):
@@ -118,3 +118,12 @@ def test_validate_array_checks_rank_and_kind():
         validate_array(numpy.zeros((2,), dtype="i"), 1, "f")
     with pytest.raises(TypeError):
         validate_array([1, 2], 1)
+
+
+def test_check_array_annotation_checks_array_aliases_and_nothing_else():
+    check_array_annotation(numpy.zeros((2, 3), dtype="f"), Floats2d)
+    check_array_annotation("not an array", int)  # not an array alias: nothing to check
+    with pytest.raises(ValueError, match="wrong rank: expected 2, got 1"):
+        check_array_annotation(numpy.zeros(3, dtype="f"), Floats2d)
+    with pytest.raises(ValueError, match="wrong dtype"):
+        check_array_annotation(numpy.zeros((2, 3), dtype="int32"), Floats2d)

@@ -1,6 +1,9 @@
 """Utilities: labels to one-hot rows, seeding, array predicates, copies and recursive containers."""
+import ast
+import importlib
 import random
 from collections import namedtuple
+from pathlib import Path
 
 import numpy
 import pytest
@@ -8,6 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import composa
+import composa.compat
+import composa.thinc_compat
+import composa.util
 from composa import ArgsKwargs, fix_random_seed, get_width, to_categorical
 from composa.errors import ShapeMismatchError
 from composa.util import (
@@ -130,3 +137,62 @@ def test_make_tempfile_is_removed_afterwards():
         name = file_.name
         assert os.path.exists(name)
     assert not os.path.exists(name)
+
+
+# Names that moved out of composa.util, and the module that defines each now.
+MOVED_FROM_UTIL = {
+    "xp2torch": ("composa.shims.conversions", "xp2torch"),
+    "torch2xp": ("composa.shims.conversions", "torch2xp"),
+    "get_torch_default_device": ("composa.shims.conversions", "get_torch_default_device"),
+    "is_torch_array": ("composa.shims.conversions", "is_torch_array"),
+    "is_torch_cuda_array": ("composa.shims.conversions", "is_torch_cuda_array"),
+    "is_torch_gpu_array": ("composa.shims.conversions", "is_torch_gpu_array"),
+    "is_torch_mps_array": ("composa.shims.conversions", "is_torch_mps_array"),
+    "_require_torch": ("composa.shims.conversions", "require_torch"),
+    "is_tensorflow_array": ("composa.thinc_compat", "is_tensorflow_array"),
+    "is_tensorflow_gpu_array": ("composa.thinc_compat", "is_tensorflow_gpu_array"),
+    "is_mxnet_array": ("composa.thinc_compat", "is_mxnet_array"),
+    "is_mxnet_gpu_array": ("composa.thinc_compat", "is_mxnet_gpu_array"),
+    "DATA_VALIDATION": ("composa.validation", "DATA_VALIDATION"),
+    "data_validation": ("composa.validation", "data_validation"),
+    "validate_fwd_input_output": ("composa.validation", "validate_fwd_input_output"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MOVED_FROM_UTIL))
+def test_moved_names_are_still_importable_from_util(name):
+    module_name, new_name = MOVED_FROM_UTIL[name]
+    defined = getattr(importlib.import_module(module_name), new_name)
+    assert getattr(composa.util, name) is defined
+    if name in composa.__all__:
+        assert getattr(composa, name) is defined
+
+
+def test_enable_stubs_are_importable_from_compat_and_composa():
+    assert composa.compat.enable_tensorflow is composa.thinc_compat.enable_tensorflow is composa.enable_tensorflow
+    assert composa.compat.enable_mxnet is composa.thinc_compat.enable_mxnet is composa.enable_mxnet
+
+
+def test_util_still_says_when_a_name_does_not_exist():
+    assert not hasattr(composa.util, "no_such_helper")
+    with pytest.raises(AttributeError, match="composa.util.*no_such_helper"):
+        composa.util.no_such_helper
+
+
+# What each bottom-layer module may import from composa when it is imported (not inside functions).
+BOTTOM_LAYER_IMPORTS = {
+    "util": {"errors", "types", "validation"},
+    "validation": {"errors", "types"},
+    "thinc_compat": {"errors", "types", "util"},
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(BOTTOM_LAYER_IMPORTS))
+def test_the_bottom_layer_imports_nothing_above_it(module_name):
+    source = Path(composa.__file__).with_name(f"{module_name}.py").read_text()
+    imported = {
+        (node.module or "").split(".")[0]
+        for node in ast.parse(source).body
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    }
+    assert imported <= BOTTOM_LAYER_IMPORTS[module_name]

@@ -125,7 +125,7 @@ def set_active_gpu(gpu_id: int) -> Any:
     """Make `gpu_id` the current CUDA device for cupy (and torch, if installed); returns the device."""
     if not has_cupy_gpu:
         raise ValueError(f"set_active_gpu({gpu_id}): no CUDA device is available")
-    import cupy
+    import cupy  # lazy: cupy is optional, and present here (has_cupy_gpu)
 
     count = cupy.cuda.runtime.getDeviceCount()
     if not 0 <= gpu_id < count:
@@ -133,7 +133,7 @@ def set_active_gpu(gpu_id: int) -> Any:
     device = cupy.cuda.Device(gpu_id)
     device.use()
     try:
-        import torch
+        import torch  # lazy: torch is optional
 
         if torch.cuda.is_available():
             torch.cuda.set_device(gpu_id)
@@ -158,8 +158,8 @@ def use_pytorch_for_gpu_memory() -> None:
     """Make cupy allocate from PyTorch's caching allocator; a no-op without a CUDA GPU."""
     if not has_cupy_gpu:
         return
-    import cupy
-    import torch
+    import cupy  # lazy: cupy is optional, and present here (has_cupy_gpu)
+    import torch  # lazy: torch is optional
 
     if not torch.cuda.is_available():
         return

@@ -107,7 +107,7 @@ def get_kernel(name: str) -> Any:
     """The compiled ElementwiseKernel `name` (compiled and cached on first call)."""
     kernel = _compiled.get(name)
     if kernel is None:
-        import cupy
+        import cupy  # lazy: cupy is optional; kernels are compiled only when a CupyOps asks
 
         in_params, out_params, operation = KERNELS[name]
         kernel = cupy.ElementwiseKernel(in_params, out_params, operation, f"composa_{name}")

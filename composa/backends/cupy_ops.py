@@ -10,8 +10,9 @@ from typing import Any, Optional
 import numpy
 
 from ..errors import ShapeMismatchError
+from ._checks import check_indices, check_same_shape, check_scatter_values
 from ._cupy_kernels import get_kernel
-from .ops import Ops, _check_same_shape
+from .ops import Ops
 
 __all__ = ["CupyOps", "has_cupy", "has_cupy_gpu"]
 
@@ -102,7 +103,7 @@ class CupyOps(Ops):
     def backprop_swish(self, dY: Any, X: Any, Y: Any, inplace: bool = False) -> Any:
         if not _fused(dY, X, Y):
             return super().backprop_swish(dY, X, Y, inplace=inplace)
-        _check_same_shape("backprop_swish", dY, X)
+        check_same_shape("backprop_swish", dY, X)
         return self._elementwise("backprop_swish", inplace, dY, dY, X, Y)
 
     def gelu(self, X: Any, inplace: bool = False) -> Any:
@@ -113,7 +114,7 @@ class CupyOps(Ops):
     def backprop_gelu(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         if not _fused(dY, X):
             return super().backprop_gelu(dY, X, inplace=inplace)
-        _check_same_shape("backprop_gelu", dY, X)
+        check_same_shape("backprop_gelu", dY, X)
         return self._elementwise("backprop_gelu", inplace, dY, dY, X)
 
     def mish(self, X: Any, threshold: float = 20.0, inplace: bool = False) -> Any:
@@ -124,7 +125,7 @@ class CupyOps(Ops):
     def backprop_mish(self, dY: Any, X: Any, threshold: float = 20.0, inplace: bool = False) -> Any:
         if not _fused(dY, X):
             return super().backprop_mish(dY, X, threshold=threshold, inplace=inplace)
-        _check_same_shape("backprop_mish", dY, X)
+        check_same_shape("backprop_mish", dY, X)
         return self._elementwise("backprop_mish", inplace, dY, dY, X, X.dtype.type(threshold))
 
     def dish(self, X: Any, inplace: bool = False) -> Any:
@@ -135,7 +136,7 @@ class CupyOps(Ops):
     def backprop_dish(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         if not _fused(dY, X):
             return super().backprop_dish(dY, X, inplace=inplace)
-        _check_same_shape("backprop_dish", dY, X)
+        check_same_shape("backprop_dish", dY, X)
         return self._elementwise("backprop_dish", inplace, dY, dY, X)
 
     def clipped_linear(
@@ -166,7 +167,7 @@ class CupyOps(Ops):
     ) -> Any:
         if not _fused(dY, X):
             return super().backprop_clipped_linear(dY, X, slope, offset, min_val, max_val, inplace=inplace)
-        _check_same_shape("backprop_clipped_linear", dY, X)
+        check_same_shape("backprop_clipped_linear", dY, X)
         t = X.dtype.type
         return self._elementwise(
             "backprop_clipped_linear", inplace, dY, dY, X, t(slope), t(offset), t(min_val), t(max_val)
@@ -175,13 +176,13 @@ class CupyOps(Ops):
     def backprop_hard_swish(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         if not _fused(dY, X):
             return super().backprop_hard_swish(dY, X, inplace=inplace)
-        _check_same_shape("backprop_hard_swish", dY, X)
+        check_same_shape("backprop_hard_swish", dY, X)
         return self._elementwise("backprop_hard_swish", inplace, dY, dY, X)
 
     def backprop_hard_swish_mobilenet(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         if not _fused(dY, X):
             return super().backprop_hard_swish_mobilenet(dY, X, inplace=inplace)
-        _check_same_shape("backprop_hard_swish_mobilenet", dY, X)
+        check_same_shape("backprop_hard_swish_mobilenet", dY, X)
         return self._elementwise("backprop_hard_swish_mobilenet", inplace, dY, dY, X)
 
     # Hashing and scatter ---------------------------------------------------------
@@ -199,12 +200,8 @@ class CupyOps(Ops):
 
     def scatter_add(self, table: Any, indices: Any, values: Any) -> Any:
         """In place ``table[indices] += values`` with duplicates accumulated (cupyx.scatter_add)."""
-        self._check_indices("scatter_add", indices, table.shape[0])
-        expected = tuple(indices.shape) + tuple(table.shape[1:])
-        if tuple(values.shape) != expected:
-            raise ShapeMismatchError(
-                f"scatter_add: values should have shape {expected}, got {tuple(values.shape)}"
-            )
+        check_indices("scatter_add", indices, table.shape[0])
+        check_scatter_values(table, indices, values)
         cupyx.scatter_add(table, indices, values)
         return table
 

@@ -9,41 +9,30 @@ from typing import Any
 import numpy
 
 from ..errors import ShapeMismatchError
-from .ops import Ops, _check_ndim, _check_same_shape
+from ..thinc_compat import NumpyOpsThincArgs
+from ._checks import (
+    check_gemm,
+    check_indices,
+    check_ndim,
+    check_same_shape,
+    check_scatter_values,
+)
+from .ops import Ops
 
 __all__ = ["NumpyOps", "MPSOps", "AppleOps"]
 
 
-class NumpyOps(Ops):
-    """Ops on numpy arrays, with numpy-specific fast paths where they measurably help.
-
-    `use_blis` is accepted for Thinc compatibility and ignored: composa has no blis
-    dependency, and numpy's own BLAS (OpenBLAS/MKL/Accelerate) does the matrix work.
-    """
+class NumpyOps(NumpyOpsThincArgs, Ops):
+    """Ops on numpy arrays, with numpy-specific fast paths where they measurably help."""
 
     name = "numpy"
     xp = numpy
-
-    def __init__(
-        self, device_type: str = "cpu", device_id: int = -1, *, use_blis: bool = False, **kwargs: Any
-    ) -> None:
-        super().__init__(device_type, device_id, **kwargs)
-        self.use_blis = use_blis
 
     def gemm(
         self, x: Any, y: Any, out: Any = None, trans1: bool = False, trans2: bool = False
     ) -> Any:
         """``op(x) @ op(y)`` via BLAS; both float32 or both float64 to stay on the fast path."""
-        if getattr(x, "ndim", None) != 2 or getattr(y, "ndim", None) != 2:
-            raise ShapeMismatchError(
-                f"gemm expects 2d arrays, got shapes {getattr(x, 'shape', None)} and {getattr(y, 'shape', None)}"
-            )
-        a = x.T if trans1 else x
-        b = y.T if trans2 else y
-        if a.shape[1] != b.shape[0]:
-            raise ShapeMismatchError(
-                f"gemm: inner dimensions differ: {tuple(a.shape)} @ {tuple(b.shape)}"
-            )
+        a, b = check_gemm(x, y, trans1, trans2)
         if out is None:
             return numpy.dot(a, b)
         expected = (a.shape[0], b.shape[1])
@@ -67,7 +56,7 @@ class NumpyOps(Ops):
 
     def backprop_relu(self, dY: Any, Y: Any, inplace: bool = False) -> Any:
         """`dY` where the relu output was positive, else 0."""
-        _check_same_shape("backprop_relu", dY, Y)
+        check_same_shape("backprop_relu", dY, Y)
         if dY.dtype.kind != "f":
             return super().backprop_relu(dY, Y, inplace=inplace)
         # bool -> float is a slow cast in numpy; uint8 -> float is a SIMD one (same bytes).
@@ -120,13 +109,9 @@ class NumpyOps(Ops):
         """In place ``table[indices] += values`` with duplicates accumulated; returns `table`."""
         if getattr(indices, "ndim", 0) != 1 or getattr(table, "ndim", 0) != 2:
             return super().scatter_add(table, indices, values)
-        self._check_indices("scatter_add", indices, table.shape[0])
-        _check_ndim("scatter_add", values, 2, "values")
-        if values.shape != (indices.shape[0], table.shape[1]):
-            raise ShapeMismatchError(
-                f"scatter_add: values should have shape {(indices.shape[0], table.shape[1])}, "
-                f"got {tuple(values.shape)}"
-            )
+        check_indices("scatter_add", indices, table.shape[0])
+        check_ndim("scatter_add", values, 2, "values")
+        check_scatter_values(table, indices, values)
         if indices.size == 0:
             return table
         # numpy.add.at is slow for rows (about 2us per index), and these arrays outgrow the

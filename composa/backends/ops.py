@@ -8,9 +8,20 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
 
-from ..checks import describe
 from ..errors import ConfigurationError, OpIndexError, ShapeMismatchError
+from ..thinc_compat import OpsThincAliases
 from ..types import Padded, SizedGenerator
+from . import _lstm
+from ._checks import (
+    check_fits,
+    check_gemm,
+    check_indices,
+    check_lengths,
+    check_ndim,
+    check_same_shape,
+    check_scatter_values,
+    default_lengths,
+)
 from ._murmur import murmur3_x86_128_uint64, murmur64a_windows
 
 __all__ = ["Ops", "OpIndexError"]
@@ -18,7 +29,7 @@ __all__ = ["Ops", "OpIndexError"]
 ArrayShape = Union[int, Tuple[int, ...]]
 
 
-class Ops:
+class Ops(OpsThincAliases):
     """Array operations on the CPU with numpy; the reference every backend must match."""
 
     name: str = "base"
@@ -39,40 +50,6 @@ class Ops:
             shape = (shape,)
         return self.xp.zeros(shape, dtype=dtype) if zeros else self.xp.empty(shape, dtype=dtype)
 
-    def alloc1f(self, d0: int, *, dtype: Any = "float32", zeros: bool = True) -> Any:
-        return self.alloc((d0,), dtype=dtype, zeros=zeros)
-
-    def alloc2f(self, d0: int, d1: int, *, dtype: Any = "float32", zeros: bool = True) -> Any:
-        return self.alloc((d0, d1), dtype=dtype, zeros=zeros)
-
-    def alloc3f(self, d0: int, d1: int, d2: int, *, dtype: Any = "float32", zeros: bool = True) -> Any:
-        return self.alloc((d0, d1, d2), dtype=dtype, zeros=zeros)
-
-    def alloc4f(
-        self, d0: int, d1: int, d2: int, d3: int, *, dtype: Any = "float32", zeros: bool = True
-    ) -> Any:
-        return self.alloc((d0, d1, d2, d3), dtype=dtype, zeros=zeros)
-
-    def alloc_f(self, shape: ArrayShape, *, dtype: Any = "float32", zeros: bool = True) -> Any:
-        return self.alloc(shape, dtype=dtype, zeros=zeros)
-
-    def alloc1i(self, d0: int, *, dtype: Any = "int32", zeros: bool = True) -> Any:
-        return self.alloc((d0,), dtype=dtype, zeros=zeros)
-
-    def alloc2i(self, d0: int, d1: int, *, dtype: Any = "int32", zeros: bool = True) -> Any:
-        return self.alloc((d0, d1), dtype=dtype, zeros=zeros)
-
-    def alloc3i(self, d0: int, d1: int, d2: int, *, dtype: Any = "int32", zeros: bool = True) -> Any:
-        return self.alloc((d0, d1, d2), dtype=dtype, zeros=zeros)
-
-    def alloc4i(
-        self, d0: int, d1: int, d2: int, d3: int, *, dtype: Any = "int32", zeros: bool = True
-    ) -> Any:
-        return self.alloc((d0, d1, d2, d3), dtype=dtype, zeros=zeros)
-
-    def alloc_i(self, shape: ArrayShape, *, dtype: Any = "int32", zeros: bool = True) -> Any:
-        return self.alloc(shape, dtype=dtype, zeros=zeros)
-
     def asarray(self, data: Any, *, dtype: Any = None) -> Any:
         """`data` as an array of this backend (no copy when it already is one)."""
         if isinstance(data, self.xp.ndarray):
@@ -82,16 +59,6 @@ class Ops:
         elif hasattr(data, "get") and not isinstance(data, (dict, numpy.ndarray)):  # cupy
             data = data.get()
         return self.xp.asarray(data, dtype=dtype)
-
-    def asarray1f(self, data: Any, *, dtype: Any = "float32") -> Any:
-        return self.asarray(data, dtype=dtype)
-
-    asarray2f = asarray3f = asarray4f = asarray_f = asarray1f
-
-    def asarray1i(self, data: Any, *, dtype: Any = "int32") -> Any:
-        return self.asarray(data, dtype=dtype)
-
-    asarray2i = asarray3i = asarray4i = asarray_i = asarray1i
 
     def as_contig(self, data: Any, dtype: Any = None) -> Any:
         """`data` if C-contiguous with the right dtype, else a contiguous copy."""
@@ -107,30 +74,9 @@ class Ops:
             data = data.astype(data.dtype.newbyteorder(byte_order), copy=False)
         return data
 
-    def cblas(self) -> Any:
-        """Thinc's table of C BLAS function pointers; composa has none (use gemm/affine)."""
-        raise NotImplementedError(f"{type(self).__name__}.cblas: composa exposes no C BLAS table; use ops.gemm")
-
     def reshape(self, array: Any, shape: ArrayShape) -> Any:
+        """``array.reshape(shape)``."""
         return array.reshape(shape)
-
-    def reshape1(self, array: Any, d0: int) -> Any:
-        return array.reshape((d0,))
-
-    def reshape2(self, array: Any, d0: int, d1: int) -> Any:
-        return array.reshape((d0, d1))
-
-    def reshape3(self, array: Any, d0: int, d1: int, d2: int) -> Any:
-        return array.reshape((d0, d1, d2))
-
-    def reshape4(self, array: Any, d0: int, d1: int, d2: int, d3: int) -> Any:
-        return array.reshape((d0, d1, d2, d3))
-
-    reshape1f = reshape1i = reshape1
-    reshape2f = reshape2i = reshape2
-    reshape3f = reshape3i = reshape3
-    reshape4f = reshape4i = reshape4
-    reshape_f = reshape_i = reshape
 
     # Linear algebra --------------------------------------------------------------
 
@@ -138,16 +84,7 @@ class Ops:
         self, x: Any, y: Any, out: Any = None, trans1: bool = False, trans2: bool = False
     ) -> Any:
         """``op(x) @ op(y)`` where op transposes when `trans1`/`trans2`; written into `out` if given."""
-        if x.ndim != 2 or y.ndim != 2:
-            raise ShapeMismatchError(
-                f"gemm expects 2d arrays, got shapes {tuple(x.shape)} and {tuple(y.shape)}"
-            )
-        a = x.T if trans1 else x
-        b = y.T if trans2 else y
-        if a.shape[1] != b.shape[0]:
-            raise ShapeMismatchError(
-                f"gemm: inner dimensions differ: {tuple(a.shape)} @ {tuple(b.shape)}"
-            )
+        a, b = check_gemm(x, y, trans1, trans2)
         if out is None:
             return a @ b
         self.xp.matmul(a, b, out=out)
@@ -184,7 +121,7 @@ class Ops:
 
     def backprop_sigmoid(self, dY: Any, Y: Any, *, inplace: bool = False) -> Any:
         """``dY * Y * (1 - Y)``: gradient of the sigmoid given its output."""
-        _check_same_shape("backprop_sigmoid", dY, Y)
+        check_same_shape("backprop_sigmoid", dY, Y)
         grad = self.xp.subtract(1.0, Y)
         grad *= Y
         if inplace:
@@ -210,7 +147,7 @@ class Ops:
 
     def backprop_relu(self, dY: Any, Y: Any, inplace: bool = False) -> Any:
         """`dY` where the relu output was positive, else 0."""
-        _check_same_shape("backprop_relu", dY, Y)
+        check_same_shape("backprop_relu", dY, Y)
         # Multiplying by a float mask is faster than by a bool mask (no mixed-type loop).
         mask = (Y > 0).astype(dY.dtype)
         if inplace:
@@ -246,7 +183,7 @@ class Ops:
         inplace: bool = False,
     ) -> Any:
         """`dY * slope` where ``X * slope + offset`` lies strictly inside (min_val, max_val), else 0."""
-        _check_same_shape("backprop_clipped_linear", dY, X)
+        check_same_shape("backprop_clipped_linear", dY, X)
         if slope > 0:  # compare X with the interval's preimage: no pass to compute X*slope+offset
             inside = (X > (min_val - offset) / slope) & (X < (max_val - offset) / slope)
         else:
@@ -296,7 +233,7 @@ class Ops:
 
     def backprop_swish(self, dY: Any, X: Any, Y: Any, inplace: bool = False) -> Any:
         """Gradient of swish from input and output: ``dY * (Y + sigmoid(X) * (1 - Y))``."""
-        _check_same_shape("backprop_swish", dY, X)
+        check_same_shape("backprop_swish", dY, X)
         grad = self.xp.subtract(1.0, Y)
         grad *= self.sigmoid(X)
         grad += Y
@@ -316,7 +253,7 @@ class Ops:
 
     def backprop_hard_swish(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         """Gradient of hard_swish: ``0.4 X + 0.5`` on [-2.5, 2.5], 1 above, 0 below."""
-        _check_same_shape("backprop_hard_swish", dY, X)
+        check_same_shape("backprop_hard_swish", dY, X)
         return self._piecewise_linear_grad(dY, X, 0.4, 2.5, inplace)
 
     def hard_swish_mobilenet(self, X: Any, inplace: bool = False) -> Any:
@@ -332,7 +269,7 @@ class Ops:
 
     def backprop_hard_swish_mobilenet(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         """Gradient of hard_swish_mobilenet: ``(2X + 3) / 6`` on [-3, 3], 1 above, 0 below."""
-        _check_same_shape("backprop_hard_swish_mobilenet", dY, X)
+        check_same_shape("backprop_hard_swish_mobilenet", dY, X)
         return self._piecewise_linear_grad(dY, X, 1.0 / 3.0, 3.0, inplace)
 
     def _piecewise_linear_grad(self, dY: Any, X: Any, slope: float, edge: float, inplace: bool) -> Any:
@@ -365,7 +302,7 @@ class Ops:
 
     def backprop_dish(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         """Gradient of dish given its input (not its output): ``0.5 + 0.5 X s (1 + s**2)``, s = 1/sqrt(1+X**2)."""
-        _check_same_shape("backprop_dish", dY, X)
+        check_same_shape("backprop_dish", dY, X)
         xp = self.xp
         inv = xp.multiply(X, X)
         inv += 1.0
@@ -425,7 +362,7 @@ class Ops:
         xp = self.xp
         if X.dtype != numpy.float32 or dY.dtype != numpy.float32:
             return self._backprop_gelu_exact(dY, X, inplace=inplace)
-        _check_same_shape("backprop_gelu", dY, X)
+        check_same_shape("backprop_gelu", dY, X)
         a = xp.abs(X)
         density = self.alloc(X.shape, dtype=X.dtype, zeros=False)
         tail = self._normal_tail(X, a, density=density)
@@ -478,7 +415,7 @@ class Ops:
 
     def _backprop_gelu_exact(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         """Gradient of gelu via erf (float64 and other dtypes)."""
-        _check_same_shape("backprop_gelu", dY, X)
+        check_same_shape("backprop_gelu", dY, X)
         xp = self.xp
         grad = xp.multiply(X, X)
         grad *= -0.5
@@ -504,7 +441,7 @@ class Ops:
 
     def backprop_gelu_approx(self, dY: Any, X: Any, inplace: bool = False) -> Any:
         """Gradient of gelu_approx given its input."""
-        _check_same_shape("backprop_gelu_approx", dY, X)
+        check_same_shape("backprop_gelu_approx", dY, X)
         X2 = X * X
         T = self.xp.tanh(_SQRT_2_OVER_PI * (X + 0.044715 * X2 * X))
         grad = 0.5 * (1.0 + T) + 0.5 * X * (1.0 - T * T) * _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * X2)
@@ -543,7 +480,7 @@ class Ops:
 
     def backprop_mish(self, dY: Any, X: Any, threshold: float = 20.0, inplace: bool = False) -> Any:
         """Gradient of mish given its input (1 where ``X >= threshold``)."""
-        _check_same_shape("backprop_mish", dY, X)
+        check_same_shape("backprop_mish", dY, X)
         xp = self.xp
         T, E = self._mish_tanh_softplus(X, threshold)
         sig = xp.add(E, 1.0)
@@ -587,7 +524,7 @@ class Ops:
         self, Y: Any, dY: Any, *, axis: int = -1, temperature: float = 1.0
     ) -> Any:
         """Gradient of softmax from its output: ``Y (dY - sum(Y dY)) / temperature``."""
-        _check_same_shape("backprop_softmax", dY, Y)
+        check_same_shape("backprop_softmax", dY, Y)
         xp = self.xp
         if Y.ndim == 2 and axis in (-1, 1):
             dots = xp.einsum("ij,ij->i", Y, dY)[:, None]
@@ -601,8 +538,8 @@ class Ops:
 
     def softmax_sequences(self, Xs: Any, lengths: Any, *, inplace: bool = False, axis: int = -1) -> Any:
         """Softmax over the rows of each sequence (per column), for a (T, O) array and `lengths`."""
-        _check_ndim("softmax_sequences", Xs, 2, "Xs")
-        host_lengths = self._check_lengths("softmax_sequences", lengths, Xs.shape[0])
+        check_ndim("softmax_sequences", Xs, 2, "Xs")
+        host_lengths = check_lengths(self, "softmax_sequences", lengths, Xs.shape[0])
         seq_of_row = self._seq_of_row(host_lengths)
         maxes = self._segment_max(Xs, host_lengths)
         Y = Xs if inplace else Xs.copy()
@@ -616,8 +553,8 @@ class Ops:
 
     def backprop_softmax_sequences(self, dY: Any, Y: Any, lengths: Any) -> Any:
         """Gradient of softmax_sequences from its output."""
-        _check_same_shape("backprop_softmax_sequences", dY, Y)
-        host_lengths = self._check_lengths("backprop_softmax_sequences", lengths, Y.shape[0])
+        check_same_shape("backprop_softmax_sequences", dY, Y)
+        host_lengths = check_lengths(self, "backprop_softmax_sequences", lengths, Y.shape[0])
         dX = Y * dY
         sums = self._segment_sum(dX, host_lengths)
         if dX.shape[0]:
@@ -628,7 +565,7 @@ class Ops:
 
     def maxout(self, X: Any) -> Tuple[Any, Any]:
         """Max over the last (pieces) axis of a (B, O, P) array: (best (B, O), which (B, O) int32)."""
-        _check_ndim("maxout", X, 3, "X")
+        check_ndim("maxout", X, 3, "X")
         if X.shape[2] == 0:
             raise ShapeMismatchError(f"maxout: needs at least one piece, got X of shape {tuple(X.shape)}")
         which = X.argmax(axis=-1).astype("int32")
@@ -637,8 +574,8 @@ class Ops:
 
     def backprop_maxout(self, dY: Any, which: Any, P: int) -> Any:
         """Route each gradient of a maxout output to the piece that won: (B, O, P)."""
-        _check_ndim("backprop_maxout", dY, 2, "dY")
-        _check_same_shape("backprop_maxout", dY, which, "dY", "which")
+        check_ndim("backprop_maxout", dY, 2, "dY")
+        check_same_shape("backprop_maxout", dY, which, "dY", "which")
         if which.size and (int(which.min()) < 0 or int(which.max()) >= P):
             raise OpIndexError(
                 f"backprop_maxout: piece indices in `which` must be in [0, {P}), got range "
@@ -653,14 +590,14 @@ class Ops:
 
     def reduce_sum(self, X: Any, lengths: Any) -> Any:
         """Sum of the rows of each sequence: (T, O) and lengths (B,) -> (B, O); empty sequences give 0."""
-        _check_ndim("reduce_sum", X, 2, "X")
-        host_lengths = self._check_lengths("reduce_sum", lengths, X.shape[0])
+        check_ndim("reduce_sum", X, 2, "X")
+        host_lengths = check_lengths(self, "reduce_sum", lengths, X.shape[0])
         return self._segment_sum(X, host_lengths)
 
     def reduce_mean(self, X: Any, lengths: Any) -> Any:
         """Mean of the rows of each sequence: (B, O); empty sequences give 0."""
-        _check_ndim("reduce_mean", X, 2, "X")
-        host_lengths = self._check_lengths("reduce_mean", lengths, X.shape[0])
+        check_ndim("reduce_mean", X, 2, "X")
+        host_lengths = check_lengths(self, "reduce_mean", lengths, X.shape[0])
         sums = self._segment_sum(X, host_lengths)
         divisor = self.xp.asarray(numpy.maximum(host_lengths, 1), dtype=X.dtype)
         sums /= divisor[:, None]
@@ -668,11 +605,11 @@ class Ops:
 
     def reduce_max(self, X: Any, lengths: Any) -> Tuple[Any, Any]:
         """Max of the rows of each sequence, and which row (within the sequence) held it, int32."""
-        _check_ndim("reduce_max", X, 2, "X")
-        host_lengths = self._check_lengths("reduce_max", lengths, X.shape[0], positive=True)
+        check_ndim("reduce_max", X, 2, "X")
+        host_lengths = check_lengths(self, "reduce_max", lengths, X.shape[0], positive=True)
         xp = self.xp
         if X.shape[0] == 0:
-            return self.alloc((0, X.shape[1]), dtype=X.dtype), self.alloc2i(0, X.shape[1])
+            return self.alloc((0, X.shape[1]), dtype=X.dtype), self.alloc((0, X.shape[1]), dtype="int32")
         starts = numpy.cumsum(host_lengths) - host_lengths
         longest = int(host_lengths.max())
         if longest <= _MAX_STEPS_FOR_LOOPED_MAX:
@@ -696,8 +633,8 @@ class Ops:
 
     def reduce_first(self, X: Any, lengths: Any) -> Tuple[Any, Any]:
         """First row of each sequence, and the (B + 1,) start/end offsets."""
-        _check_ndim("reduce_first", X, 2, "X")
-        host_lengths = self._check_lengths("reduce_first", lengths, X.shape[0], positive=True)
+        check_ndim("reduce_first", X, 2, "X")
+        host_lengths = check_lengths(self, "reduce_first", lengths, X.shape[0], positive=True)
         starts_ends = numpy.zeros(len(host_lengths) + 1, dtype="int32")
         numpy.cumsum(host_lengths, out=starts_ends[1:])
         starts_ends = self.xp.asarray(starts_ends)
@@ -705,32 +642,30 @@ class Ops:
 
     def reduce_last(self, X: Any, lengths: Any) -> Tuple[Any, Any]:
         """Last row of each sequence, and the (B,) indices of those rows."""
-        _check_ndim("reduce_last", X, 2, "X")
-        host_lengths = self._check_lengths("reduce_last", lengths, X.shape[0], positive=True)
+        check_ndim("reduce_last", X, 2, "X")
+        host_lengths = check_lengths(self, "reduce_last", lengths, X.shape[0], positive=True)
         lasts = self.xp.asarray((numpy.cumsum(host_lengths) - 1).astype("int32"))
         return X[lasts], lasts
 
     def backprop_reduce_sum(self, d_sums: Any, lengths: Any) -> Any:
         """Gradient of reduce_sum: each sequence's row gradient copied to its rows."""
-        _check_ndim("backprop_reduce_sum", d_sums, 2, "d_sums")
-        host_lengths = self._check_lengths("backprop_reduce_sum", lengths, None, n_seqs=d_sums.shape[0])
+        check_ndim("backprop_reduce_sum", d_sums, 2, "d_sums")
+        host_lengths = check_lengths(self, "backprop_reduce_sum", lengths, None, n_seqs=d_sums.shape[0])
         return d_sums[self._seq_of_row(host_lengths)]
 
     def backprop_reduce_mean(self, d_means: Any, lengths: Any) -> Any:
         """Gradient of reduce_mean: each row gets its sequence's gradient / length."""
-        _check_ndim("backprop_reduce_mean", d_means, 2, "d_means")
-        host_lengths = self._check_lengths(
-            "backprop_reduce_mean", lengths, None, n_seqs=d_means.shape[0]
-        )
+        check_ndim("backprop_reduce_mean", d_means, 2, "d_means")
+        host_lengths = check_lengths(self, "backprop_reduce_mean", lengths, None, n_seqs=d_means.shape[0])
         divisor = self.xp.asarray(numpy.maximum(host_lengths, 1), dtype=d_means.dtype)
         return (d_means / divisor[:, None])[self._seq_of_row(host_lengths)]
 
     def backprop_reduce_max(self, d_maxes: Any, which: Any, lengths: Any) -> Any:
         """Gradient of reduce_max: each gradient goes to the row that held the max."""
-        _check_ndim("backprop_reduce_max", d_maxes, 2, "d_maxes")
-        _check_same_shape("backprop_reduce_max", d_maxes, which, "d_maxes", "which")
-        host_lengths = self._check_lengths(
-            "backprop_reduce_max", lengths, None, n_seqs=d_maxes.shape[0], positive=True
+        check_ndim("backprop_reduce_max", d_maxes, 2, "d_maxes")
+        check_same_shape("backprop_reduce_max", d_maxes, which, "d_maxes", "which")
+        host_lengths = check_lengths(
+            self, "backprop_reduce_max", lengths, None, n_seqs=d_maxes.shape[0], positive=True
         )
         host_which = self.to_numpy(which)
         if host_which.size and (
@@ -778,11 +713,11 @@ class Ops:
 
     def seq2col(self, seq: Any, nW: int, *, lengths: Any = None) -> Any:
         """Concatenate each row with its `nW` neighbours on each side, zeros past sequence ends."""
-        _check_ndim("seq2col", seq, 2, "seq")
+        check_ndim("seq2col", seq, 2, "seq")
         if nW < 0:
             raise ConfigurationError(f"seq2col: nW must be >= 0, got {nW}")
         N, I = seq.shape
-        host_lengths = self._check_lengths("seq2col", _default_lengths(lengths, N), N)
+        host_lengths = check_lengths(self, "seq2col", default_lengths(lengths, N), N)
         out = self.alloc((N, (2 * nW + 1) * I), dtype=seq.dtype, zeros=False)
         # Each window slot is a shifted copy of `seq`; only rows whose neighbour lies in
         # another sequence (few: near boundaries) are zeroed afterwards.
@@ -798,14 +733,14 @@ class Ops:
 
     def backprop_seq2col(self, dY: Any, nW: int, *, lengths: Any = None) -> Any:
         """Adjoint of seq2col: sum each window slot's gradient back into its source row."""
-        _check_ndim("backprop_seq2col", dY, 2, "dY")
+        check_ndim("backprop_seq2col", dY, 2, "dY")
         N = dY.shape[0]
         if nW < 0 or dY.shape[1] % (2 * nW + 1):
             raise ShapeMismatchError(
                 f"backprop_seq2col: dY width {dY.shape[1]} is not a multiple of 2*nW+1={2 * nW + 1}"
             )
         I = dY.shape[1] // (2 * nW + 1)
-        host_lengths = self._check_lengths("backprop_seq2col", _default_lengths(lengths, N), N)
+        host_lengths = check_lengths(self, "backprop_seq2col", default_lengths(lengths, N), N)
         dX = self.alloc((N, I), dtype=dY.dtype)
         shifts = list(self._window_shifts(host_lengths, nW))
         if any(invalid is not None for _, _, _, invalid in shifts):
@@ -849,7 +784,7 @@ class Ops:
 
     def unflatten(self, X: Any, lengths: Any, pad: int = 0) -> list:
         """Split the rows of `X` into pieces of `lengths` rows (the inverse of flatten)."""
-        host_lengths = self._check_lengths("unflatten", lengths, None)
+        host_lengths = check_lengths(self, "unflatten", lengths, None)
         total = int(host_lengths.sum()) + pad * (len(host_lengths) + 1 if len(host_lengths) else 0)
         if total != X.shape[0]:
             raise ShapeMismatchError(
@@ -883,15 +818,15 @@ class Ops:
 
     def unpad(self, padded: Any, lengths: Any) -> list:
         """The first ``lengths[i]`` rows of ``padded[i]``, for each i."""
-        host_lengths = self._check_lengths("unpad", lengths, None, n_seqs=padded.shape[0])
-        _check_fits("unpad", host_lengths, padded.shape[1])
+        host_lengths = check_lengths(self, "unpad", lengths, None, n_seqs=padded.shape[0])
+        check_fits("unpad", host_lengths, padded.shape[1])
         return [padded[i, :length] for i, length in enumerate(host_lengths.tolist())]
 
     def list2padded(self, seqs: Sequence[Any]) -> Padded:
         """Sequences -> time-major Padded (T, B, ...), sorted by decreasing length."""
         if len(seqs) == 0:
-            empty = self.alloc1i(0)
-            return Padded(self.alloc3f(0, 0, 0), empty, empty.copy(), empty.copy())
+            empty = self.alloc((0,), dtype="int32")
+            return Padded(self.alloc((0, 0, 0)), empty, empty.copy(), empty.copy())
         host_lengths = numpy.asarray([len(seq) for seq in seqs], dtype="int32")
         # Descending by length; ties: the later sequence first (as the reference orders them).
         order = numpy.argsort(host_lengths, kind="stable")[::-1].copy()
@@ -913,8 +848,8 @@ class Ops:
     def padded2list(self, padded: Padded) -> list:
         """Time-major Padded -> the list of sequences in their original order."""
         n_steps, n_seqs = padded.data.shape[0], padded.data.shape[1]
-        host_lengths = self._check_lengths("padded2list", padded.lengths, None, n_seqs=n_seqs)
-        _check_fits("padded2list", host_lengths, n_steps)
+        host_lengths = check_lengths(self, "padded2list", padded.lengths, None, n_seqs=n_seqs)
+        check_fits("padded2list", host_lengths, n_steps)
         host_indices = self.to_numpy(padded.indices).astype("int64")
         if not numpy.array_equal(numpy.sort(host_indices), numpy.arange(n_seqs)):
             raise ShapeMismatchError(
@@ -949,9 +884,9 @@ class Ops:
 
     def gather_add(self, table: Any, indices: Any) -> Any:
         """Sum of the rows of `table` (T, O) named by each row of `indices` (B, K): (B, O)."""
-        _check_ndim("gather_add", table, 2, "table")
-        _check_ndim("gather_add", indices, 2, "indices")
-        self._check_indices("gather_add", indices, table.shape[0])
+        check_ndim("gather_add", table, 2, "table")
+        check_ndim("gather_add", indices, 2, "indices")
+        check_indices("gather_add", indices, table.shape[0])
         if indices.shape[1] == 0:
             return self.alloc((indices.shape[0], table.shape[1]), dtype=table.dtype)
         # One gather per column of ids (K is small) avoids materialising a (B, K, O) array.
@@ -963,13 +898,8 @@ class Ops:
 
     def scatter_add(self, table: Any, indices: Any, values: Any) -> Any:
         """In place ``table[indices] += values``, accumulating duplicate indices; returns `table`."""
-        self._check_indices("scatter_add", indices, table.shape[0])
-        expected = tuple(indices.shape) + tuple(table.shape[1:])
-        if tuple(values.shape) != expected:
-            raise ShapeMismatchError(
-                f"scatter_add: values should have shape {expected} for indices of shape "
-                f"{tuple(indices.shape)} and table {tuple(table.shape)}, got {tuple(values.shape)}"
-            )
+        check_indices("scatter_add", indices, table.shape[0])
+        check_scatter_values(table, indices, values)
         self.xp.add.at(table, indices, values)
         return table
 
@@ -977,14 +907,14 @@ class Ops:
 
     def hash(self, ids: Any, seed: int) -> Any:
         """MurmurHash3 x86 128-bit of each uint64 id: (N, 4) uint32 (same on every backend)."""
-        _check_ndim("hash", ids, 1, "ids")
+        check_ndim("hash", ids, 1, "ids")
         if ids.dtype.kind not in "ui":
             raise ShapeMismatchError(f"hash: ids must be integers (uint64), got dtype {ids.dtype}")
         return murmur3_x86_128_uint64(self.xp, ids.astype("uint64", copy=False), int(seed))
 
     def ngrams(self, n: int, keys: Any) -> Any:
         """64-bit MurmurHash of each window of `n` consecutive uint64 keys (empty when n < 1)."""
-        _check_ndim("ngrams", keys, 1, "keys")
+        check_ndim("ngrams", keys, 1, "keys")
         if n < 1 or keys.shape[0] < n:
             return self.alloc((0,), dtype="uint64")
         return murmur64a_windows(self.xp, keys, n)
@@ -1110,7 +1040,7 @@ class Ops:
 
     def update_averages(self, ema: Any, weights: Any, t: int, max_decay: float = 0.9999) -> None:
         """In place exponential moving average: ``ema -= (1 - decay) (ema - weights)``."""
-        _check_same_shape("update_averages", ema, weights, "ema", "weights")
+        check_same_shape("update_averages", ema, weights, "ema", "weights")
         decay = min((1.0 + t) / (10.0 + t), max_decay)
         ema -= (1.0 - decay) * (ema - weights)
 
@@ -1128,7 +1058,7 @@ class Ops:
     ) -> Tuple[Any, Any, Any, Any]:
         """One in-place Adam step (bias correction pre-applied to `learn_rate`); zeroes `gradient`."""
         for name, array in (("gradient", gradient), ("mom1", mom1), ("mom2", mom2)):
-            _check_same_shape("adam", weights, array, "weights", name)
+            check_same_shape("adam", weights, array, "weights", name)
         mom1 *= beta1
         mom1 += (1.0 - beta1) * gradient
         mom2 *= beta2
@@ -1151,7 +1081,7 @@ class Ops:
 
     def logloss(self, y_true: Any, y_pred: Any) -> Any:
         """Elementwise binary log loss (predictions clipped away from 0 and 1)."""
-        _check_same_shape("logloss", y_true, y_pred, "y_true", "y_pred")
+        check_same_shape("logloss", y_true, y_pred, "y_true", "y_pred")
         xp = self.xp
         p = xp.clip(y_pred, 1e-7, 1.0 - 1e-7)
         return -(y_true * xp.log(p) + (1.0 - y_true) * xp.log(1.0 - p))
@@ -1175,258 +1105,19 @@ class Ops:
         ``dirs * nH`` above. Copying ``weight_ih_l{k}[_reverse]`` etc. in that order
         gives the same outputs as ``torch.nn.LSTM`` with ``h0``/``c0`` set to H0/C0.
         """
-        return self._lstm_forward(params, H0, C0, X, size_at_t, keep_state=True)
+        return _lstm.forward_training(self, params, H0, C0, X, size_at_t)
 
     def lstm_forward_inference(self, params: Any, H0: Any, C0: Any, X: Any, size_at_t: Any) -> Any:
         """As lstm_forward_training, returning only Y."""
-        return self._lstm_forward(params, H0, C0, X, size_at_t, keep_state=False)[0]
+        return _lstm.forward_inference(self, params, H0, C0, X, size_at_t)
 
     def backprop_lstm(
         self, dY: Any, lengths: Any, params: Any, fwd_state: Any, *, return_initial: bool = False
     ) -> Tuple[Any, ...]:
         """Backprop through lstm_forward_training: (dX, d_params), plus (dH0, dC0) if `return_initial`."""
-        layers, X, plan = fwd_state
-        if dY.shape[0] != X.shape[0]:
-            raise ShapeMismatchError(
-                f"backprop_lstm: dY has {dY.shape[0]} rows but the forward pass had {X.shape[0]}"
-            )
-        nH = plan.nH
-        d_params = self.alloc((params.shape[0],), dtype=params.dtype)
-        dH0 = self.alloc((plan.depth, plan.dirs, nH), dtype=dY.dtype)
-        dC0 = self.alloc((plan.depth, plan.dirs, nH), dtype=dY.dtype)
-        to_torch = self.xp.asarray(plan.to_torch_order)
-        gate_order = self.xp.asarray(plan.gate_order)
-        d_out = dY
-        for layer in reversed(range(plan.depth)):
-            d_input = None
-            for direction in range(plan.dirs):
-                X_in, acts, C, tanh_C, Y, h0, c0 = layers[layer][direction]
-                W_ih, _, W_hh, _, slices = plan.weights(params, layer, direction)
-                W_ih, W_hh = W_ih[gate_order], W_hh[gate_order]
-                dG, dh0, dc0 = self._lstm_backward_steps(
-                    d_out[:, direction * nH : (direction + 1) * nH], acts, C, tanh_C, c0, W_hh, plan, direction
-                )
-                dH0[layer, direction] = dh0
-                dC0[layer, direction] = dc0
-                d_W_ih, d_b_ih, d_W_hh, d_b_hh = (d_params[s] for s in slices)
-                d_W_ih += self.gemm(dG, X_in, trans1=True)[to_torch].ravel()
-                d_bias = dG.sum(axis=0)[to_torch]
-                d_b_ih += d_bias
-                d_b_hh += d_bias
-                d_W_hh += self._lstm_d_W_hh(dG, Y, h0, plan, direction)[to_torch].ravel()
-                if d_input is None:
-                    d_input = self.gemm(dG, W_ih)
-                else:
-                    d_input += self.gemm(dG, W_ih)
-            d_out = d_input
-        if return_initial:
-            return d_out, d_params, dH0, dC0
-        return d_out, d_params
+        return _lstm.backprop(self, dY, lengths, params, fwd_state, return_initial=return_initial)
 
-    def _lstm_d_W_hh(self, dG: Any, Y: Any, h0: Any, plan: "_LSTMPlan", direction: int) -> Any:
-        """``dG.T @ H_prev``, H_prev the state each row started from; sliced, not gathered, when
-        every step has the same rows."""
-        N, b = Y.shape[0], plan.batch
-        if N and all(size == b for size in plan.sizes):
-            first, rest = (slice(0, b), slice(b, N)) if direction == 0 else (slice(N - b, N), slice(0, N - b))
-            shifted = slice(0, N - b) if direction == 0 else slice(b, N)
-            d_W = self.gemm(dG[rest], Y[shifted], trans1=True)
-            d_W += dG[first].sum(axis=0)[:, None] * h0[None, :]
-            return d_W
-        prev = self.xp.asarray(plan.prev_rows(direction))
-        H_prev = self.xp.concatenate((Y, h0[None].astype(Y.dtype)))[prev]
-        return self.gemm(dG, H_prev, trans1=True)
-
-    def _lstm_forward(
-        self, params: Any, H0: Any, C0: Any, X: Any, size_at_t: Any, keep_state: bool
-    ) -> Tuple[Any, Any]:
-        plan = _LSTMPlan.make(self, params, H0, C0, X, size_at_t)
-        layers = []
-        inputs = X
-        for layer in range(plan.depth):
-            outputs = []
-            states = []
-            for direction in range(plan.dirs):
-                W_ih, b_ih, W_hh, b_hh, _ = plan.weights(params, layer, direction)
-                h0, c0 = H0[layer, direction], C0[layer, direction]
-                Y_dir, acts, C, tanh_C = self._lstm_forward_steps(
-                    inputs, W_ih, b_ih + b_hh, W_hh, h0, c0, plan, direction
-                )
-                outputs.append(Y_dir)
-                states.append((inputs, acts, C, tanh_C, Y_dir, h0, c0) if keep_state else None)
-            layers.append(states)
-            inputs = outputs[0] if plan.dirs == 1 else self.xp.concatenate(outputs, axis=1)
-        return inputs, (layers, X, plan)
-
-    def _lstm_forward_steps(
-        self, X: Any, W_ih: Any, bias: Any, W_hh: Any, h0: Any, c0: Any, plan: "_LSTMPlan", direction: int
-    ) -> Tuple[Any, Any, Any, Any]:
-        """One layer and direction: (Y, gate activations, cell states, their tanh), as packed rows.
-
-        Gates are kept in the order (o, i, f, g) so that the three sigmoid gates are adjacent,
-        and the sigmoid rows of the weights are halved: then one tanh over all four gates and
-        ``0.5 t + 0.5`` on the first three give every activation, since
-        ``sigmoid(z) = 0.5 tanh(z / 2) + 0.5`` (halving is exact in floating point).
-        """
-        xp = self.xp
-        nH = plan.nH
-        N = X.shape[0]
-        dtype = X.dtype
-        scale = xp.asarray(plan.gate_scale(dtype))
-        gate_order = xp.asarray(plan.gate_order)
-        W_ih = W_ih[gate_order] * scale[:, None]
-        W_hh_T = xp.ascontiguousarray((W_hh[gate_order] * scale[:, None]).T)
-        acts = self.gemm(X, W_ih, trans2=True)
-        acts += bias[gate_order] * scale
-        Y = self.alloc((N, nH), dtype=dtype, zeros=False)
-        C = self.alloc((N, nH), dtype=dtype, zeros=False)
-        tanh_C = self.alloc((N, nH), dtype=dtype, zeros=False)
-        batch = plan.batch
-        recurrent = self.alloc((batch, 4 * nH), dtype=dtype, zeros=False)
-        product = self.alloc((batch, nH), dtype=dtype, zeros=False)
-        hp = self.alloc((batch, nH), dtype=dtype, zeros=False)
-        cp = self.alloc((batch, nH), dtype=dtype, zeros=False)
-        hp[...] = h0
-        cp[...] = c0
-        prev_start, prev_size = 0, 0
-        for t in plan.step_order(direction):
-            start, b = plan.offsets[t], plan.sizes[t]
-            end = start + b
-            if prev_size >= b:  # every row continues a sequence: read the last step in place
-                h_prev, c_prev = Y[prev_start : prev_start + b], C[prev_start : prev_start + b]
-            else:  # some sequences start here (reverse direction): the rest take h0, c0
-                if prev_size:
-                    hp[:prev_size] = Y[prev_start : prev_start + prev_size]
-                    cp[:prev_size] = C[prev_start : prev_start + prev_size]
-                    hp[prev_size:b] = h0
-                    cp[prev_size:b] = c0
-                h_prev, c_prev = hp[:b], cp[:b]
-            G = acts[start:end]
-            G += self.gemm(h_prev, W_hh_T, out=recurrent[:b])
-            xp.tanh(G, out=G)
-            sig = G[:, : 3 * nH]
-            sig *= 0.5
-            sig += 0.5
-            c = C[start:end]
-            xp.multiply(G[:, 2 * nH : 3 * nH], c_prev, out=c)
-            c += xp.multiply(G[:, nH : 2 * nH], G[:, 3 * nH :], out=product[:b])
-            xp.multiply(xp.tanh(c, out=tanh_C[start:end]), G[:, :nH], out=Y[start:end])
-            prev_start, prev_size = start, b
-        return Y, acts, C, tanh_C
-
-    def _lstm_backward_steps(
-        self, dY: Any, acts: Any, C: Any, tanh_C: Any, c0: Any, W_hh: Any, plan: "_LSTMPlan", direction: int
-    ) -> Tuple[Any, Any, Any]:
-        """Gradients of the gate pre-activations (N, 4nH, order o, i, f, g), and of h0 and c0.
-
-        Each step works on its own few rows, which stay in cache: that is faster than
-        computing the step-independent products for all N rows up front (those passes are
-        memory-bound and strided), and than allocating big temporaries (page faults).
-        """
-        xp = self.xp
-        nH = plan.nH
-        N = acts.shape[0]
-        dtype = acts.dtype
-        batch = plan.batch
-        # (1 - a) (a + k) is s (1 - s) for the sigmoid gates (k = 0) and 1 - g**2 for g (k = 1).
-        shift = xp.asarray(numpy.repeat(numpy.asarray([0.0, 0.0, 0.0, 1.0], dtype=dtype), nH))
-        dG = self.alloc((N, 4 * nH), dtype=dtype, zeros=False)
-        derivative = self.alloc((batch, 4 * nH), dtype=dtype, zeros=False)
-        scratch = self.alloc((batch, 4 * nH), dtype=dtype, zeros=False)
-        factors = self.alloc((batch, 4, nH), dtype=dtype, zeros=False)
-        dh = self.alloc((batch, nH), dtype=dtype, zeros=False)
-        dc = self.alloc((batch, nH), dtype=dtype, zeros=False)
-        dh_prev = self.alloc((batch, nH), dtype=dtype, zeros=False)
-        dc_prev = self.alloc((batch, nH), dtype=dtype, zeros=False)
-        cp = self.alloc((batch, nH), dtype=dtype, zeros=False)
-        dh0 = self.alloc((nH,), dtype=dtype)
-        dc0 = self.alloc((nH,), dtype=dtype)
-        carried = 0  # rows of this step that receive dh_prev, dc_prev from the step after it
-        order = plan.step_order(direction)[::-1]
-        for position, t in enumerate(order):
-            start, b = plan.offsets[t], plan.sizes[t]
-            end = start + b
-            next_b = plan.sizes[order[position + 1]] if position + 1 < len(order) else 0
-            # The cell state this step started from: the next step of this loop, or c0.
-            if next_b >= b:
-                next_start = plan.offsets[order[position + 1]]
-                c_prev = C[next_start : next_start + b]
-            else:
-                if next_b:
-                    next_start = plan.offsets[order[position + 1]]
-                    cp[:next_b] = C[next_start : next_start + next_b]
-                cp[next_b:b] = c0
-                c_prev = cp[:b]
-            A = acts[start:end]
-            o, i, f, g = A[:, :nH], A[:, nH : 2 * nH], A[:, 2 * nH : 3 * nH], A[:, 3 * nH :]
-            dh_t = dh[:b]
-            if carried == b:
-                xp.add(dY[start:end], dh_prev[:b], out=dh_t)
-            else:
-                dh_t[...] = dY[start:end]
-                if carried:
-                    dh_t[:carried] += dh_prev[:carried]
-            D = xp.subtract(1.0, A, out=derivative[:b])
-            D *= xp.add(A, shift, out=scratch[:b])
-            tc = tanh_C[start:end]
-            Q = factors[:b]
-            q_o = xp.multiply(dh_t, tc, out=Q[:, 0])
-            # dc = dh o (1 - tanh(c)**2) + dc_next = o (dh - q_o tanh(c)) + dc_next
-            dc_t = xp.multiply(q_o, tc, out=dc[:b])
-            xp.subtract(dh_t, dc_t, out=dc_t)
-            dc_t *= o
-            if carried:
-                dc_t[:carried] += dc_prev[:carried]
-            xp.multiply(dc_t, g, out=Q[:, 1])
-            xp.multiply(dc_t, c_prev, out=Q[:, 2])
-            xp.multiply(dc_t, i, out=Q[:, 3])
-            dG_t = xp.multiply(Q.reshape((b, 4 * nH)), D, out=dG[start:end])
-            self.gemm(dG_t, W_hh, out=dh_prev[:b])
-            xp.multiply(dc_t, f, out=dc_prev[:b])
-            carried = min(b, next_b)
-            if b > next_b:  # rows whose previous state was the initial state
-                dh0 += dh_prev[next_b:b].sum(axis=0)
-                dc0 += dc_prev[next_b:b].sum(axis=0)
-        return dG, dh0, dc0
-
-    # Validation and segment helpers ----------------------------------------------
-
-    def _check_lengths(
-        self,
-        op: str,
-        lengths: Any,
-        n_rows: Optional[int],
-        *,
-        n_seqs: Optional[int] = None,
-        positive: bool = False,
-    ) -> Any:
-        """`lengths` as a host int64 array, after checking rank, dtype, sign and total."""
-        host = self.to_numpy(lengths) if hasattr(lengths, "shape") else numpy.asarray(lengths)
-        if host.ndim != 1:
-            raise ShapeMismatchError(f"{op}: lengths must be 1-dimensional, got shape {tuple(host.shape)}")
-        if host.size and host.dtype.kind not in "iu":
-            raise ShapeMismatchError(f"{op}: lengths must be integers, got dtype {host.dtype}")
-        host = host.astype("int64", copy=False)
-        if host.size and host.min() < (1 if positive else 0):
-            bound = "positive" if positive else "non-negative"
-            raise ShapeMismatchError(f"{op}: lengths must be {bound}, got min length {int(host.min())}")
-        if n_seqs is not None and host.shape[0] != n_seqs:
-            raise ShapeMismatchError(f"{op}: {n_seqs} sequences in the array but {host.shape[0]} lengths")
-        if n_rows is not None and int(host.sum()) != n_rows:
-            raise ShapeMismatchError(
-                f"{op}: lengths sum to {int(host.sum())} but the array has {n_rows} rows"
-            )
-        return host
-
-    def _check_indices(self, op: str, indices: Any, n_rows: int) -> None:
-        if indices.dtype.kind not in "iu":
-            raise ShapeMismatchError(f"{op}: indices must be integers, got dtype {indices.dtype}")
-        if indices.size:
-            low, high = int(indices.min()), int(indices.max())
-            if low < 0 or high >= n_rows:
-                raise OpIndexError(
-                    f"{op}: index out of bounds: indices span [{low}, {high}] but the table has {n_rows} rows"
-                )
+    # Segment helpers -------------------------------------------------------------------
 
     def _seq_of_row(self, host_lengths: Any) -> Any:
         """For each row, the index of the sequence it belongs to (on this backend)."""
@@ -1473,90 +1164,6 @@ class Ops:
         return self.xp.asarray(batch_index), self.xp.asarray(time_index)
 
 
-class _LSTMPlan:
-    """Sizes and offsets of one LSTM call, on the host, shared by forward and backward."""
-
-    def __init__(self, depth: int, dirs: int, nH: int, nI: int, sizes: List[int]) -> None:
-        self.depth, self.dirs, self.nH, self.nI = depth, dirs, nH, nI
-        self.sizes = sizes
-        self.offsets = [0] * len(sizes)
-        for t in range(1, len(sizes)):
-            self.offsets[t] = self.offsets[t - 1] + sizes[t - 1]
-        self.batch = sizes[0] if sizes else 0
-        self._slices: Dict[Tuple[int, int], List[Tuple[slice, Tuple[int, ...]]]] = {}
-        offset = 0
-        for layer in range(depth):
-            n_in = nI if layer == 0 else nH * dirs
-            for direction in range(dirs):
-                entries: List[Tuple[slice, Tuple[int, ...]]] = []
-                for shape in ((4 * nH, n_in), (4 * nH,), (4 * nH, nH), (4 * nH,)):
-                    size = int(numpy.prod(shape))
-                    entries.append((slice(offset, offset + size), shape))
-                    offset += size
-                self._slices[layer, direction] = entries
-        self.n_params = offset
-
-    @classmethod
-    def make(cls, ops: Ops, params: Any, H0: Any, C0: Any, X: Any, size_at_t: Any) -> "_LSTMPlan":
-        op = "lstm_forward"
-        _check_ndim(op, H0, 3, "H0")
-        _check_ndim(op, X, 2, "X")
-        _check_ndim(op, params, 1, "params")
-        if tuple(C0.shape) != tuple(H0.shape):
-            raise ShapeMismatchError(f"{op}: H0 has shape {tuple(H0.shape)} but C0 has {tuple(C0.shape)}")
-        depth, dirs, nH = (int(d) for d in H0.shape)
-        if dirs not in (1, 2):
-            raise ShapeMismatchError(f"{op}: H0 must be (depth, dirs, nH) with dirs 1 or 2, got {tuple(H0.shape)}")
-        sizes = ops._check_lengths(op, size_at_t, X.shape[0])
-        if sizes.size > 1 and (numpy.diff(sizes) > 0).any():
-            raise ShapeMismatchError(f"{op}: size_at_t must be non-increasing, got {sizes.tolist()[:10]}...")
-        plan = cls(depth, dirs, nH, int(X.shape[1]), sizes.tolist())
-        if params.shape[0] != plan.n_params:
-            raise ShapeMismatchError(
-                f"{op}: expected {plan.n_params} params for depth={depth}, dirs={dirs}, nH={nH}, "
-                f"nI={X.shape[1]}, got {params.shape[0]}"
-            )
-        return plan
-
-    def weights(self, params: Any, layer: int, direction: int) -> Tuple[Any, Any, Any, Any, List[slice]]:
-        entries = self._slices[layer, direction]
-        arrays = [params[s].reshape(shape) for s, shape in entries]
-        return arrays[0], arrays[1], arrays[2], arrays[3], [s for s, _ in entries]
-
-    def step_order(self, direction: int) -> List[int]:
-        steps = list(range(len(self.sizes)))
-        return steps if direction == 0 else steps[::-1]
-
-    @property
-    def gate_order(self) -> Any:
-        """Rows of torch's (i, f, g, o) gate blocks in the kernels' order (o, i, f, g)."""
-        return numpy.concatenate([numpy.arange(block * self.nH, (block + 1) * self.nH) for block in (3, 0, 1, 2)])
-
-    @property
-    def to_torch_order(self) -> Any:
-        """Inverse of gate_order: rows of the kernels' gate blocks back in torch's order."""
-        return numpy.argsort(self.gate_order)
-
-    def gate_scale(self, dtype: Any) -> Any:
-        """0.5 for the sigmoid gates (o, i, f), 1 for g: sigmoid(z) = 0.5 tanh(z / 2) + 0.5."""
-        return numpy.repeat(numpy.asarray([0.5, 0.5, 0.5, 1.0], dtype=dtype), self.nH)
-
-    def prev_rows(self, direction: int) -> Any:
-        """For each packed row, the row holding its previous state; N (one past the end) for h0."""
-        sizes = numpy.asarray(self.sizes, dtype="int64")
-        offsets = numpy.asarray(self.offsets, dtype="int64")
-        N = int(sizes.sum())
-        step = numpy.repeat(numpy.arange(len(sizes)), sizes)
-        rank = numpy.arange(N) - numpy.repeat(offsets, sizes)
-        prev_step = step - 1 if direction == 0 else step + 1
-        inside = (prev_step >= 0) & (prev_step < len(sizes))
-        clipped = numpy.clip(prev_step, 0, max(len(sizes) - 1, 0))
-        if N:
-            inside &= rank < sizes[clipped]
-            return numpy.where(inside, offsets[clipped] + rank, N)
-        return numpy.zeros(0, dtype="int64")
-
-
 _ERF_CACHE: Dict[Any, Any] = {}
 
 
@@ -1565,9 +1172,9 @@ def _scipy_erf(xp: Any) -> Any:
     if xp not in _ERF_CACHE:
         try:
             if xp is numpy:
-                from scipy.special import erf
+                from scipy.special import erf  # lazy: scipy is optional, and slow to import
             else:
-                from cupyx.scipy.special import erf
+                from cupyx.scipy.special import erf  # lazy: only for CupyOps, where cupy is installed
         except ImportError:
             erf = None
         _ERF_CACHE[xp] = erf
@@ -1587,31 +1194,3 @@ _TAIL_COEFFICIENTS = tuple(
     for k, b in ((5, 1.330274429), (4, -1.821255978), (3, 1.781477937), (2, -0.356563782), (1, 0.319381530))
 )
 _SQRT_2_OVER_PI = 0.7978845608028654
-
-
-
-def _check_ndim(op: str, array: Any, ndim: int, name: str) -> None:
-    shape = getattr(array, "shape", None)
-    if shape is None or len(shape) != ndim:
-        raise ShapeMismatchError(f"{op}: expected a {ndim}d array for {name}, got {describe(array)}")
-    if name not in ("indices", "which", "ids", "keys") and array.dtype.kind not in "fiu":
-        raise ShapeMismatchError(f"{op}: expected numbers for {name}, got dtype {array.dtype}")
-
-
-def _check_same_shape(op: str, a: Any, b: Any, name_a: str = "dY", name_b: str = "X") -> None:
-    if tuple(a.shape) != tuple(b.shape):
-        raise ShapeMismatchError(
-            f"{op}: {name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
-
-
-def _check_fits(op: str, host_lengths: Any, n_steps: int) -> None:
-    """Raise unless every sequence length fits in the `n_steps` steps of a padded array."""
-    if host_lengths.size and int(host_lengths.max()) > n_steps:
-        raise ShapeMismatchError(
-            f"{op}: a sequence has length {int(host_lengths.max())} but the data is padded to {n_steps} steps"
-        )
-
-
-def _default_lengths(lengths: Any, n_rows: int) -> Any:
-    return numpy.asarray([n_rows], dtype="int64") if lengths is None else lengths

@@ -9,8 +9,9 @@ from functools import partial
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..checks import child_errors
+from ..errors import ComposaError
 from ..model import Model
-from .chain import copy_child_dims
+from ._combine import copy_child_dims
 
 # Private helpers: nothing here is exported through composa.layers.
 __all__: list = []
@@ -59,12 +60,19 @@ def call_child(
     model: Model, kind: str, X: Any, is_train: bool, child_index: Optional[int] = None
 ) -> Tuple[Any, Callable]:
     """Run the adapter's child on `X`; errors from it and its backprop are labelled `kind`."""
-    with child_errors(kind, child_index):
-        Y, backprop_child = model.layers[0](X, is_train=is_train)
+    layer = model.layers[0]
+    try:
+        Y, backprop_child = layer._func(layer, X, is_train=is_train)
+    except ComposaError as error:
+        error.push_parent(kind, child_index, layer.name)
+        raise
 
     def backprop(dY: Any) -> Any:
-        with child_errors(kind, child_index):
+        try:
             return backprop_child(dY)
+        except ComposaError as error:
+            error.push_parent(kind, child_index, layer.name)
+            raise
 
     return Y, backprop
 

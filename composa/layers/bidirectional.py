@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
 from ..checks import child_errors, describe
-from ..errors import ShapeMismatchError
+from ..errors import ComposaError, ShapeMismatchError
 from ..model import Model
 from ..types import Padded
 
@@ -31,10 +31,16 @@ def forward(model: Model, X: Padded, is_train: bool) -> Tuple[Padded, Callable]:
         )
     l2r, r2l = model.layers
     reverse = _reverser(model, X)
-    with child_errors("bidirectional", 0):
-        Y_l2r, backprop_l2r = l2r(X, is_train=is_train)
-    with child_errors("bidirectional", 1):
-        Y_r2l_reversed, backprop_r2l = r2l(reverse(X), is_train=is_train)
+    try:
+        Y_l2r, backprop_l2r = l2r._func(l2r, X, is_train=is_train)
+    except ComposaError as error:
+        error.push_parent("bidirectional", 0, l2r.name)
+        raise
+    try:
+        Y_r2l_reversed, backprop_r2l = r2l._func(r2l, reverse(X), is_train=is_train)
+    except ComposaError as error:
+        error.push_parent("bidirectional", 1, r2l.name)
+        raise
     Y_r2l = reverse(Y_r2l_reversed)
     width_l2r = Y_l2r.data.shape[-1]
     if Y_l2r.data.shape[:-1] != Y_r2l.data.shape[:-1]:
@@ -49,10 +55,16 @@ def forward(model: Model, X: Padded, is_train: bool) -> Tuple[Padded, Callable]:
     def backprop(dY: Padded) -> Padded:
         d_l2r = _with_data(dY, model.ops.as_contig(dY.data[..., :width_l2r]))
         d_r2l = _with_data(dY, model.ops.as_contig(dY.data[..., width_l2r:]))
-        with child_errors("bidirectional", 0):
+        try:
             dX_l2r = backprop_l2r(d_l2r)
-        with child_errors("bidirectional", 1):
+        except ComposaError as error:
+            error.push_parent("bidirectional", 0, l2r.name)
+            raise
+        try:
             dX_r2l = reverse(backprop_r2l(reverse(d_r2l)))
+        except ComposaError as error:
+            error.push_parent("bidirectional", 1, r2l.name)
+            raise
         return _with_data(dX_l2r, dX_l2r.data + dX_r2l.data)
 
     return Y, backprop

@@ -1,16 +1,11 @@
-"""chain: feed each layer's output into the next.
-
-This module also holds the two small helpers every combinator shares:
-:func:`copy_child_dims` (a wrapper mirrors its child's widths) and
-:func:`output_width` (the width of a sample output, whatever its container).
-"""
+"""chain: feed each layer's output into the next."""
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
 from ..checks import child_errors
-from ..errors import ConfigurationError
+from ..errors import ComposaError, ConfigurationError
 from ..model import Model
-from ..types import Padded, Ragged
+from ._combine import output_width
 
 __all__ = ["chain"]
 
@@ -51,14 +46,20 @@ def chain(layer1: Model, layer2: Model, *layers: Model) -> Model:
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     callbacks: List[Callable] = []
     for i, layer in enumerate(model.layers):
-        with child_errors("chain", i):
-            X, layer_backprop = layer(X, is_train=is_train)
+        try:
+            X, layer_backprop = layer._func(layer, X, is_train=is_train)
+        except ComposaError as error:
+            error.push_parent("chain", i, layer.name)
+            raise
         callbacks.append(layer_backprop)
 
     def backprop(dY: Any) -> Any:
         for i in range(len(callbacks) - 1, -1, -1):
-            with child_errors("chain", i):
+            try:
                 dY = callbacks[i](dY)
+            except ComposaError as error:
+                error.push_parent("chain", i, model.layers[i].name)
+                raise
         return dY
 
     return X, backprop
@@ -89,21 +90,3 @@ def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Mode
         if width is not None:
             model.set_dim("nO", width, force=True)
     return model
-
-
-def copy_child_dims(model: Model, layer: Model) -> None:
-    """Copy every dim `layer` has set onto the same-named dims of `model`."""
-    for name in model.dim_names:
-        value = layer.maybe_get_dim(name)
-        if value is not None:
-            model.set_dim(name, value, force=True)
-
-
-def output_width(Y: Any) -> Optional[int]:
-    """The feature width of a sample output (array, Ragged, Padded or list), or None."""
-    if isinstance(Y, (Ragged, Padded)) or hasattr(Y, "shape"):
-        data = Y.data if isinstance(Y, (Ragged, Padded)) else Y
-        return int(data.shape[-1]) if data.ndim >= 2 else None
-    if isinstance(Y, list) and Y and hasattr(Y[0], "shape"):
-        return output_width(Y[0])
-    return None

@@ -12,8 +12,7 @@ from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 from ..util import get_width
-from .add import backprop_each, copy_shared_nI, fan_out_dims, flatten_nested, run_each
-from .chain import output_width
+from ._combine import backprop_each, copy_shared_nI, fan_out_dims, flatten_nested, output_width, run_each
 from .noop import noop
 
 __all__ = ["concatenate"]
@@ -65,7 +64,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
                 d_outputs = [model.ops.unflatten(piece, lengths) for piece in pieces]
         else:
             d_outputs = _split(model, dY, widths)
-        return backprop_each("concatenate", callbacks, d_outputs)
+        return backprop_each(model, "concatenate", callbacks, d_outputs)
 
     return Y, backprop
 

@@ -5,22 +5,20 @@ and ``b (nO,)``, forward ``Y = act(X @ W.T + b)``, and a backprop that turns ``d
 into the gradient of the pre-activation ``Z`` before accumulating ``dW = dZ.T @ X``,
 ``db = sum(dZ)`` and returning ``dZ @ W``. An activation is a pair of functions
 (:class:`Activation`); adding a layer is adding a pair and a two-line constructor.
+The forward and the affine backprop live in ``_affine``, shared with Sigmoid and MultiSoftmax.
 
 Unlike the reference, ``Dish`` differentiates at the pre-activation (not the layer
 input) and ``HardSigmoid``/``HardTanh``/``ReluK`` honour ``init_b``.
 """
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Optional
 
 from ..config import registry
-from ..checks import check_input_width
 from ..errors import ConfigurationError
 from ..initializers import glorot_uniform_init, he_normal_init, zero_init
 from ..model import Model
 from ..types import Floats2d
 from ..util import partial
-from ..checks import check_gradient_shape
-from .linear import backprop_affine
-from .linear import init as linear_init
+from ._affine import Activation, dense_forward, init_affine, maybe_normalize_and_dropout
 
 __all__ = [
     "Relu",
@@ -35,13 +33,6 @@ __all__ = [
     "HardTanh",
     "ReluK",
 ]
-
-
-class Activation(NamedTuple):
-    """An elementwise activation: ``forward(model, Z) -> Y`` and ``backward(model, dY, Z, Y) -> dZ``."""
-
-    forward: Callable[[Model, Any], Any]
-    backward: Callable[[Model, Any, Any, Any], Any]
 
 
 def dense_layer(
@@ -59,45 +50,12 @@ def dense_layer(
     model: Model[Floats2d, Floats2d] = Model(
         name,
         partial(dense_forward, activation),
-        init=partial(linear_init, init_W, init_b),
+        init=partial(init_affine, init_W, init_b),
         dims={"nO": nO, "nI": nI},
         params={"W": None, "b": None},
         attrs=attrs or {},
     )
     return maybe_normalize_and_dropout(model, nO, dropout, normalize)
-
-
-def dense_forward(
-    activation: Activation, model: Model[Floats2d, Floats2d], X: Floats2d, is_train: bool
-) -> Tuple[Floats2d, Callable]:
-    """``act(X @ W.T + b)``; backprop goes through the activation at the pre-activation."""
-    W = model.get_param("W")
-    X = check_input_width(model, X, W.shape[1])
-    Z = model.ops.affine(X, W, model.get_param("b"))
-    Y = activation.forward(model, Z)
-
-    def backprop(dY: Floats2d) -> Floats2d:
-        check_gradient_shape(model, dY, Y)
-        return backprop_affine(model, activation.backward(model, dY, Z, Y), X, W)
-
-    return Y, backprop
-
-
-def maybe_normalize_and_dropout(
-    model: Model, nO: Optional[int], dropout: Optional[float], normalize: bool
-) -> Model:
-    """Append LayerNorm and/or Dropout, as ``normalize=True`` / ``dropout=r`` ask."""
-    from .chain import chain
-
-    if normalize:
-        from .layernorm import LayerNorm
-
-        model = chain(model, LayerNorm(nI=nO))
-    if dropout is not None:
-        from .dropout import Dropout
-
-        model = chain(model, Dropout(dropout))
-    return model
 
 
 # Activations: (forward, backward) pairs, module-level so that models pickle.

@@ -7,7 +7,7 @@ from ..initializers import uniform_init
 from ..model import Model
 from ..types import Floats2d, Ints1d
 from ..util import partial
-from .embed import finish_lookup, init, lookup_attrs, select_ids
+from ._lookup import finish_lookup, init_table, lookup_attrs, select_ids
 
 __all__ = ["HashEmbed"]
 
@@ -40,7 +40,7 @@ def HashEmbed(
     return Model(
         "hashembed",
         forward,
-        init=partial(init, initializer),
+        init=partial(init_table, initializer),
         dims={"nO": nO, "nV": nV, "nI": None},
         attrs=lookup_attrs(column, dropout, seed=DEFAULT_SEED if seed is None else int(seed)),
         params={"E": None},

@@ -12,8 +12,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy
 
-from ..config import registry
+from ..backends._lstm import Packing
 from ..checks import describe
+from ..config import registry
 from ..errors import ConfigurationError, ShapeMismatchError
 from ..initializers import glorot_uniform_init, zero_init
 from ..model import Model
@@ -68,7 +69,7 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
     nO = dirs * nH
     if T == 0 or B == 0 or int(ops.to_numpy(Xp.lengths).max()) == 0:
         return _empty_forward(model, Xp, nO)
-    packing = _Packing.make(ops, Xp.lengths, T, B)
+    packing = Packing.make(ops, Xp.lengths, T, B)
     X = packing.pack(data)
     dropout = model.attrs.get("dropout_rate") or 0.0
     layer_sizes = _layer_param_sizes(nI, nH, dirs, depth)
@@ -163,7 +164,7 @@ def init(
 
 def lstm_state_dict(model: Model) -> Dict[str, Any]:
     """The LSTM's weights as a ``torch.nn.LSTM`` state dict of torch tensors (needs torch)."""
-    import torch
+    import torch  # lazy: torch is optional
 
     return {
         name: torch.from_numpy(numpy.array(array, copy=True))
@@ -267,52 +268,3 @@ def _empty_forward(model: Model, Xp: Padded, nO: int) -> Tuple[Padded, Callable]
         return Padded(dX, Xp.size_at_t, Xp.lengths, Xp.indices)
 
     return Padded(Y, Xp.size_at_t, Xp.lengths, Xp.indices), backprop
-
-
-class _Packing:
-    """Gather the valid rows of a (T, B, F) padded array into time-major packed rows, and back.
-
-    The kernels want the rows of step 0, then step 1, ..., with the sequences that
-    are still running first in every step, i.e. columns sorted by decreasing
-    length. Padded batches usually are; if not, the columns are reordered here.
-    """
-
-    def __init__(self, ops: Any, rows: Any, columns: Any, size_at_t: Any, T: int, B: int) -> None:
-        self.ops = ops
-        self.rows, self.columns = rows, columns
-        self.size_at_t = size_at_t
-        self.T, self.B = T, B
-        # Every sequence runs all T steps: the packed rows are the padded array itself.
-        self.dense = len(size_at_t) == T and bool((size_at_t == B).all())
-
-    @classmethod
-    def make(cls, ops: Any, lengths: Any, T: int, B: int) -> "_Packing":
-        host = ops.to_numpy(lengths).astype("int64")
-        if host.size and (host.min() < 0 or host.max() > T):
-            raise ShapeMismatchError(
-                f"Padded lengths must be in [0, T={T}], got min {host.min()} and max {host.max()}",
-                layer="lstm",
-            )
-        order = numpy.argsort(-host, kind="stable")
-        sorted_lengths = host[order]
-        steps = int(sorted_lengths[0]) if sorted_lengths.size else 0
-        size_at_t = (sorted_lengths[None, :] > numpy.arange(steps)[:, None]).sum(axis=1)
-        # (time, column) of every packed row, step-major.
-        valid = numpy.arange(B)[None, :] < size_at_t[:, None]
-        times, ranks = numpy.nonzero(valid)
-        xp = ops.xp
-        return cls(
-            ops, xp.asarray(times), xp.asarray(order[ranks]), size_at_t.astype("int32"), T, B
-        )
-
-    def pack(self, data: Any) -> Any:
-        if self.dense:
-            return self.ops.as_contig(data.reshape((self.T * self.B, data.shape[2])))
-        return self.ops.as_contig(data[self.rows, self.columns])
-
-    def unpack(self, packed: Any, width: int) -> Any:
-        if self.dense:
-            return packed.reshape((self.T, self.B, width))
-        out = self.ops.alloc((self.T, self.B, width), dtype=packed.dtype)
-        out[self.rows, self.columns] = packed
-        return out

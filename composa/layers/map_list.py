@@ -2,7 +2,7 @@
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..checks import child_errors, describe
-from ..errors import ShapeMismatchError
+from ..errors import ComposaError, ShapeMismatchError
 from ..model import Model
 
 __all__ = ["map_list"]
@@ -18,8 +18,11 @@ def forward(model: Model, Xs: List[Any], is_train: bool) -> Tuple[List[Any], Cal
     outputs = []
     callbacks = []
     for i, X in enumerate(Xs):
-        with child_errors(f"map_list[item {i}]"):
-            Y, backprop_item = layer(X, is_train=is_train)
+        try:
+            Y, backprop_item = layer._func(layer, X, is_train=is_train)
+        except ComposaError as error:
+            error.push_parent(f"map_list[item {i}]", None, layer.name)
+            raise
         outputs.append(Y)
         callbacks.append(backprop_item)
 
@@ -28,7 +31,14 @@ def forward(model: Model, Xs: List[Any], is_train: bool) -> Tuple[List[Any], Cal
             raise ShapeMismatchError(
                 f"expected {len(callbacks)} gradients, got {describe(dYs)}", layer="map_list"
             )
-        return [callback(dY) for callback, dY in zip(callbacks, dYs)]
+        d_inputs = []
+        for i, (callback, dY) in enumerate(zip(callbacks, dYs)):
+            try:
+                d_inputs.append(callback(dY))
+            except ComposaError as error:
+                error.push_parent(f"map_list[item {i}]", None, layer.name)
+                raise
+        return d_inputs
 
     return outputs, backprop
 

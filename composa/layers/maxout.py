@@ -8,8 +8,8 @@ from ..initializers import glorot_uniform_init, zero_init
 from ..model import Model
 from ..types import Floats2d
 from ..util import get_width, partial
-from .dense import maybe_normalize_and_dropout
 from ..checks import check_gradient_shape
+from ._affine import maybe_normalize_and_dropout
 
 __all__ = ["Maxout"]
 

@@ -7,8 +7,7 @@ from ..initializers import zero_init
 from ..model import Model
 from ..types import Floats2d
 from ..util import get_width, partial
-from .dense import Activation, dense_forward
-from .linear import init as linear_init
+from ._affine import Activation, dense_forward, init_affine
 
 __all__ = ["MultiSoftmax"]
 
@@ -44,7 +43,7 @@ def init(
             f"sample Y has width {get_width(Y)} but nOs {model.attrs['nOs']} sum to {model.get_dim('nO')}",
             layer=model.name,
         )
-    return linear_init(zero_init, zero_init, model, X)
+    return init_affine(zero_init, zero_init, model, X)
 
 
 def _block_softmax(model: Model, Z: Floats2d) -> Floats2d:

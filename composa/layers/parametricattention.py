@@ -10,7 +10,7 @@ from typing import Callable, Optional, Tuple
 
 from ..config import registry
 from ..checks import child_errors, describe
-from ..errors import ShapeMismatchError
+from ..errors import ComposaError, ShapeMismatchError
 from ..initializers import uniform_init
 from ..model import Model
 from ..types import Floats2d, Ragged
@@ -56,8 +56,11 @@ def forward(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Cal
     lengths = Xr.lengths
     key_transform = model.maybe_get_ref("key_transform")
     if key_transform is not None:
-        with child_errors(model.name, 0):
-            K, backprop_keys = key_transform(X, is_train=is_train)
+        try:
+            K, backprop_keys = key_transform._func(key_transform, X, is_train=is_train)
+        except ComposaError as error:
+            error.push_parent(model.name, 0, key_transform.name)
+            raise
     else:
         K, backprop_keys = X, None
     if getattr(K, "ndim", None) != 2 or K.shape[1] != Q.shape[0] or K.shape[0] != X.shape[0]:
@@ -86,8 +89,11 @@ def forward(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Cal
             dX += ops.gemm(d_scores, ops.reshape2f(Q, 1, Q.shape[0]))
         else:
             dK = ops.gemm(d_scores, ops.reshape2f(Q, 1, Q.shape[0]))
-            with child_errors(model.name, 0):
+            try:
                 dX += backprop_keys(dK)
+            except ComposaError as error:
+                error.push_parent(model.name, 0, model.layers[0].name)
+                raise
         return Ragged(dX.reshape(Xr.dataXd.shape), lengths)
 
     return Ragged(Y.reshape(Xr.dataXd.shape), lengths), backprop

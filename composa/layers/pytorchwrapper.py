@@ -13,9 +13,10 @@ from ..checks import describe
 from ..errors import ComposaError, ConfigurationError, ShapeMismatchError
 from ..model import Model
 from ..shims import PyTorchGradScaler, PyTorchShim, TorchScriptShim
+from ..shims.conversions import is_torch_array, torch2xp, xp2torch
 from ..shims.pytorch import PyTorchModuleError
 from ..types import ArgsKwargs, Padded
-from ..util import convert_recursive, is_torch_array, is_xp_array, iterate_recursive, partial, torch2xp, xp2torch
+from ..util import convert_recursive, is_xp_array, iterate_recursive, partial
 
 __all__ = [
     "PyTorchWrapper",
@@ -94,7 +95,7 @@ def PyTorchLSTM(
     nO: int, nI: int, *, bi: bool = False, depth: int = 1, dropout: float = 0.0
 ) -> Model[Any, Any]:
     """torch.nn.LSTM over sequences (Padded, Ragged, list of arrays...) via with_padded; bi halves nO per direction."""
-    import torch
+    import torch  # lazy: torch is optional
 
     from . import noop, with_padded  # with_padded lives with the combinators
 
@@ -138,7 +139,7 @@ def TorchScriptWrapper_v1(
 
 def pytorch_to_torchscript_wrapper(model: Model) -> Model:
     """A TorchScriptWrapper_v1 of ``torch.jit.script(module)``, keeping converters, scaler and device."""
-    import torch
+    import torch  # lazy: torch is optional
 
     shim = model.shims[0] if model.shims else None
     if not isinstance(shim, PyTorchShim) or isinstance(shim, TorchScriptShim):

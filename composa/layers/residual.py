@@ -7,8 +7,7 @@ from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 from ._adapters import call_child
-from .add import sum_outputs
-from .chain import copy_child_dims
+from ._combine import copy_child_dims, sum_outputs
 
 __all__ = ["residual"]
 

@@ -3,7 +3,7 @@ from typing import Any, Callable, Optional, Tuple
 
 from ..config import registry
 from ..checks import child_errors, describe
-from ..errors import ShapeMismatchError
+from ..errors import ComposaError, ShapeMismatchError
 from ..model import Model
 
 __all__ = ["siamese"]
@@ -25,17 +25,29 @@ def siamese(layer: Model, similarity: Model) -> Model:
 def forward(model: Model, X: Tuple[Any, Any], is_train: bool) -> Tuple[Any, Callable]:
     layer, similarity = model.layers
     X1, X2 = _pair(X)
-    with child_errors("siamese", 0):
-        vec1, backprop1 = layer(X1, is_train=is_train)
-        vec2, backprop2 = layer(X2, is_train=is_train)
-    with child_errors("siamese", 1):
-        Y, backprop_similarity = similarity((vec1, vec2), is_train=is_train)
+    try:
+        vec1, backprop1 = layer._func(layer, X1, is_train=is_train)
+        vec2, backprop2 = layer._func(layer, X2, is_train=is_train)
+    except ComposaError as error:
+        error.push_parent("siamese", 0, layer.name)
+        raise
+    try:
+        Y, backprop_similarity = similarity._func(similarity, (vec1, vec2), is_train=is_train)
+    except ComposaError as error:
+        error.push_parent("siamese", 1, similarity.name)
+        raise
 
     def backprop(dY: Any) -> Tuple[Any, Any]:
-        with child_errors("siamese", 1):
+        try:
             d_vec1, d_vec2 = backprop_similarity(dY)
-        with child_errors("siamese", 0):
+        except ComposaError as error:
+            error.push_parent("siamese", 1, similarity.name)
+            raise
+        try:
             return backprop1(d_vec1), backprop2(d_vec2)
+        except ComposaError as error:
+            error.push_parent("siamese", 0, layer.name)
+            raise
 
     return Y, backprop
 

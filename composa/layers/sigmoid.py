@@ -6,9 +6,8 @@ from ..initializers import zero_init
 from ..model import Model
 from ..types import Floats2d, FloatsXd
 from ..util import partial
-from .dense import Activation, dense_forward
 from ..checks import check_gradient_shape
-from .linear import init_if_unset
+from ._affine import Activation, dense_forward, init_if_unset
 
 __all__ = ["Sigmoid", "sigmoid_activation", "Logistic", "softmax_activation"]
 

@@ -16,7 +16,7 @@ from ..model import Model
 from ..types import Floats2d
 from ..util import partial
 from ..checks import check_gradient_shape
-from .linear import backprop_affine, init_if_unset
+from ._affine import backprop_affine, init_if_unset
 
 __all__ = ["Softmax", "Softmax_v2"]
 

@@ -5,7 +5,7 @@ from ..config import registry
 from ..checks import child_errors, describe
 from ..errors import ShapeMismatchError
 from ..model import Model
-from .add import backprop_each, run_each
+from ._combine import backprop_each, run_each
 
 __all__ = ["tuplify"]
 
@@ -35,7 +35,7 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Tuple[Any, ...], Call
                 f"expected a tuple of {len(callbacks)} gradients, got {describe(dY)}",
                 layer="tuplify",
             )
-        return backprop_each("tuplify", callbacks, dY)
+        return backprop_each(model, "tuplify", callbacks, dY)
 
     return tuple(outputs), backprop
 

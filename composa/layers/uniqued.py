@@ -8,7 +8,7 @@ gradients of ``layer`` and passes a finite-difference check.
 from typing import Any, Callable, Tuple
 
 from ..config import registry
-from ..checks import child_errors, describe
+from ..checks import describe
 from ..errors import ConfigurationError, ShapeMismatchError
 from ..model import Model
 from ._adapters import call_child, make_adapter
@@ -25,15 +25,13 @@ def uniqued(layer: Model, *, column: int = 0) -> Model:
 
 
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
-    layer = model.layers[0]
     column = model.attrs["column"]
     if X.ndim != 2 or X.shape[1] <= column:
         raise ShapeMismatchError(
             f"expected a 2d array with a column {column}, got {describe(X)}", layer=model.name
         )
     if X.shape[0] < 2:
-        with child_errors("uniqued"):
-            return layer(X, is_train=is_train)
+        return call_child(model, "uniqued", X, is_train)
     xp = model.ops.xp
     _, first_rows, inverse = xp.unique(X[:, column], return_index=True, return_inverse=True)
     inverse = inverse.reshape((-1,))

@@ -7,7 +7,6 @@ from functools import partial
 from typing import Any, Callable, List, Sequence, Tuple
 
 from ..config import registry
-from ..checks import child_errors
 from ..errors import ConfigurationError
 from ..model import Model
 from ..types import Padded, Ragged
@@ -52,8 +51,7 @@ def _forward(model: Model, X: Any, is_train: bool, as_2d: bool) -> Tuple[Any, Ca
         return _list_forward(model, X, is_train)
     if as_2d and X.ndim != 2:
         return call_child_on_rows(model, "with_array", X, is_train)
-    with child_errors("with_array"):
-        return model.layers[0](X, is_train=is_train)
+    return call_child(model, "with_array", X, is_train)
 
 
 def _ragged_forward(model: Model, X: Ragged, is_train: bool, as_2d: bool) -> Tuple[Ragged, Callable]:

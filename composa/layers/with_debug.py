@@ -77,7 +77,7 @@ def with_nvtx_range(
 
 def _nvtx_functions() -> Tuple[Callable[[str, int], Any], Callable[[], Any]]:
     try:
-        from cupy.cuda import nvtx
+        from cupy.cuda import nvtx  # lazy: cupy is optional
     except ImportError:
         return _do_nothing, _do_nothing
 

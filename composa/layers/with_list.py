@@ -2,12 +2,12 @@
 from typing import Any, Callable, List, Tuple
 
 from ..config import registry
-from ..checks import child_errors, describe
+from ..checks import describe
 from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 from ._adapters import call_child, make_adapter
-from .conversions import flatten_list, padded_like
+from ._containers import flatten_list, padded_like
 
 __all__ = ["with_list"]
 
@@ -21,8 +21,7 @@ def with_list(layer: Model) -> Model:
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     ops = model.ops
     if isinstance(X, (list, tuple)):
-        with child_errors("with_list"):
-            return model.layers[0](X, is_train=is_train)
+        return call_child(model, "with_list", X, is_train)
     if isinstance(X, Ragged):
         lengths = X.lengths
         Ys, backprop_layer = call_child(model, "with_list", ops.unflatten(X.data, lengths), is_train)

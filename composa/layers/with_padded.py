@@ -2,12 +2,12 @@
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
-from ..checks import child_errors, describe
+from ..checks import describe
 from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 from ._adapters import call_child, make_adapter
-from .conversions import flatten_list, padded_like
+from ._containers import flatten_list, padded_like
 
 __all__ = ["with_padded"]
 
@@ -21,8 +21,7 @@ def with_padded(layer: Model) -> Model:
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     ops = model.ops
     if isinstance(X, Padded):
-        with child_errors("with_padded"):
-            return model.layers[0](X, is_train=is_train)
+        return call_child(model, "with_padded", X, is_train)
     if isinstance(X, tuple) and len(X) == 4:
         Yp, backprop_layer = call_child(model, "with_padded", Padded(*X), is_train)
 

@@ -2,12 +2,12 @@
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
-from ..checks import child_errors, describe
+from ..checks import describe
 from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 from ._adapters import call_child, empty_list_backprop, make_adapter
-from .conversions import flatten_list, padded_like
+from ._containers import flatten_list, padded_like
 
 __all__ = ["with_ragged"]
 
@@ -21,8 +21,7 @@ def with_ragged(layer: Model) -> Model:
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     ops = model.ops
     if isinstance(X, Ragged):
-        with child_errors("with_ragged"):
-            return model.layers[0](X, is_train=is_train)
+        return call_child(model, "with_ragged", X, is_train)
     if isinstance(X, tuple) and len(X) == 2 and hasattr(X[0], "shape") and hasattr(X[1], "shape"):
         Yr, backprop_layer = call_child(model, "with_ragged", Ragged(X[0], X[1]), is_train)
 

@@ -21,7 +21,8 @@ from ..checks import describe
 from ..errors import ConfigurationError, PyTorchModuleError, SerializationError, ShapeMismatchError
 from ..serialize import msgpack_dumps, msgpack_loads
 from ..types import ArgsKwargs
-from ..util import _require_torch, convert_recursive, get_torch_default_device, is_torch_array, iterate_recursive, torch2xp, xp2torch
+from ..util import convert_recursive, iterate_recursive
+from .conversions import get_torch_default_device, is_torch_array, require_torch, torch2xp, xp2torch
 from .pytorch_grad_scaler import PyTorchGradScaler
 from .shim import Shim
 
@@ -51,7 +52,7 @@ class PyTorchShim(Shim):
         serialize_model: Optional[Callable[[Any], bytes]] = None,
         deserialize_model: Optional[Callable[[Any, bytes, Any], Any]] = None,
     ) -> None:
-        torch = _require_torch("PyTorchShim")
+        torch = require_torch("PyTorchShim")
         super().__init__(model, config, optimizer)
         if model is not None and not isinstance(model, torch.nn.Module):
             raise ConfigurationError(
@@ -92,7 +93,7 @@ class PyTorchShim(Shim):
 
     def predict(self, inputs: ArgsKwargs) -> Any:
         """The module's output in eval mode without autograd; the previous mode is restored."""
-        import torch
+        import torch  # lazy: torch is optional
 
         _check_inputs(inputs)
         saved_modes = _switch_mode(self._model, training=False)
@@ -104,7 +105,7 @@ class PyTorchShim(Shim):
 
     def begin_update(self, inputs: ArgsKwargs) -> Tuple[Any, Callable[[ArgsKwargs], ArgsKwargs]]:
         """Run the module in train mode recording the graph; backprop takes ArgsKwargs for autograd.backward."""
-        import torch
+        import torch  # lazy: torch is optional
 
         _check_inputs(inputs)
         saved_modes = _switch_mode(self._model, training=True)
@@ -134,7 +135,7 @@ class PyTorchShim(Shim):
         return output, backprop
 
     def _autocast(self) -> Any:
-        import torch
+        import torch  # lazy: torch is optional
 
         if not self._mixed_precision:
             return contextlib.nullcontext()
@@ -164,7 +165,7 @@ class PyTorchShim(Shim):
 
     def finish_update(self, optimizer: Callable) -> None:
         """Update every torch param with a grad via ``optimizer((shim.id, name), param, grad)``."""
-        import torch
+        import torch  # lazy: torch is optional
 
         skip = self._grad_scaler.found_inf
         for name, param in self._model.named_parameters():
@@ -182,7 +183,7 @@ class PyTorchShim(Shim):
     @contextlib.contextmanager
     def use_params(self, params: Dict[Tuple[int, str], Any]) -> Iterator[None]:
         """Within the block, torch params use the values keyed (shim.id, name); restored on exit or error."""
-        import torch
+        import torch  # lazy: torch is optional
 
         swaps = []
         for name, param in self._model.named_parameters():
@@ -211,7 +212,7 @@ class PyTorchShim(Shim):
 
     def to_device(self, device_type: str, device_id: int) -> None:
         """Move the module (and the grad scaler) to "cpu", "gpu" `device_id` or "mps"."""
-        import torch
+        import torch  # lazy: torch is optional
 
         if device_type == "cpu":
             device = torch.device("cpu")
@@ -241,7 +242,7 @@ class PyTorchShim(Shim):
 
     def from_bytes(self, bytes_data: bytes) -> "PyTorchShim":
         """Load bytes from :meth:`to_bytes` into the module, validating before changing anything."""
-        msg = _load_shim_msg(bytes_data, "state")
+        msg = load_shim_msg(bytes_data, "state")
         model = self._deserialize_model(self._model, msg["state"], self.device)
         if model is None:
             raise SerializationError("deserialize_model returned None instead of the module", layer="pytorch")
@@ -257,7 +258,7 @@ def default_serialize_model(module: Any) -> bytes:
     numpy has no bfloat16, so bfloat16 tensors are stored as their uint16 bit patterns
     with the dtype name "bfloat16" and viewed back on load (no rounding either way).
     """
-    import torch
+    import torch  # lazy: torch is optional
 
     tensors = {}
     for name, tensor in module.state_dict().items():
@@ -298,7 +299,7 @@ def default_deserialize_model(module: Any, state_bytes: bytes, device: Any) -> A
 
 
 def _tensor_to_entry(name: str, tensor: Any) -> List[Any]:
-    import torch
+    import torch  # lazy: torch is optional
 
     tensor = tensor.detach().cpu().contiguous()
     # the shape travels separately because composa.serialize turns 0-d arrays into 1-d ones
@@ -316,7 +317,7 @@ def _tensor_to_entry(name: str, tensor: Any) -> List[Any]:
 
 
 def _decode_state(state_bytes: bytes) -> Dict[str, Any]:
-    import torch
+    import torch  # lazy: torch is optional
 
     msg = msgpack_loads(state_bytes)
     if not isinstance(msg, dict) or msg.get("format") != STATE_FORMAT:
@@ -361,7 +362,7 @@ def _load_legacy_torch_state(state_bytes: bytes) -> Dict[str, Any]:
     torch's weights-only unpickler only rebuilds tensors and plain containers; anything
     else (e.g. a payload that would run code) is refused.
     """
-    import torch
+    import torch  # lazy: torch is optional
 
     try:
         state = torch.load(io.BytesIO(state_bytes), map_location="cpu", weights_only=True)
@@ -375,7 +376,8 @@ def _load_legacy_torch_state(state_bytes: bytes) -> Dict[str, Any]:
     return state
 
 
-def _load_shim_msg(bytes_data: bytes, payload_key: str) -> Dict[str, Any]:
+def load_shim_msg(bytes_data: bytes, payload_key: str) -> Dict[str, Any]:
+    """The msgpack map of a shim's bytes, checked to hold ``config`` and bytes under `payload_key` (never a pickle)."""
     if not isinstance(bytes_data, (bytes, bytearray)):
         raise SerializationError(f"expected shim bytes, got a {type(bytes_data).__name__}", layer="pytorch")
     if bytes_data[:1] == b"\x80":
@@ -429,7 +431,7 @@ def _is_grad_leaf(obj: Any) -> bool:
 
 def _take_grad_fn(found_inf: bool) -> Callable[[Any], Any]:
     """A converter from an input tensor to its gradient (zeros if none, or after an overflow)."""
-    import torch
+    import torch  # lazy: torch is optional
 
     def take_grad(tensor: Any) -> Any:
         grad = tensor.grad

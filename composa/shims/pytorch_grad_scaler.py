@@ -9,7 +9,7 @@ scale grows again. Unlike the reference, CPU tensors are accepted as well as CUD
 from typing import Any, Dict, Iterable, List, Union
 
 from ..errors import ConfigurationError
-from ..util import _require_torch
+from .conversions import require_torch
 
 __all__ = ["PyTorchGradScaler"]
 
@@ -25,7 +25,7 @@ class PyTorchGradScaler:
         growth_factor: float = 2.0,
         growth_interval: int = 2000,
     ) -> None:
-        torch = _require_torch("PyTorchGradScaler")
+        torch = require_torch("PyTorchGradScaler")
 
         if not 0.0 < backoff_factor < 1.0:
             raise ConfigurationError(f"PyTorchGradScaler: backoff_factor must be in (0, 1), got {backoff_factor}")
@@ -64,7 +64,7 @@ class PyTorchGradScaler:
 
     def scale(self, tensors: Union[Any, Iterable[Any]], inplace: bool = False) -> Any:
         """Multiply a tensor (or each tensor of an iterable) by the current scale."""
-        import torch
+        import torch  # lazy: torch is optional
 
         if not self._enabled:
             return tensors
@@ -94,7 +94,7 @@ class PyTorchGradScaler:
 
     def unscale(self, tensors: Iterable[Any]) -> bool:
         """Divide `tensors` in place by the scale; return (and remember) whether any was inf/NaN."""
-        import torch
+        import torch  # lazy: torch is optional
 
         if not self._enabled:
             return False
@@ -117,7 +117,7 @@ class PyTorchGradScaler:
 
     def update(self) -> None:
         """Back off the scale after an overflow, grow it after enough clean steps; clear found_inf."""
-        import torch
+        import torch  # lazy: torch is optional
 
         if not self._enabled:
             return

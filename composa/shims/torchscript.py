@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 
 from ..errors import ConfigurationError, SerializationError
 from ..serialize import msgpack_dumps
-from .pytorch import PyTorchShim, _load_shim_msg
+from .pytorch import PyTorchShim, load_shim_msg
 from .pytorch_grad_scaler import PyTorchGradScaler
 
 __all__ = ["TorchScriptShim"]
@@ -29,7 +29,7 @@ class TorchScriptShim(PyTorchShim):
         grad_scaler: Optional[PyTorchGradScaler] = None,
         device: Any = None,
     ) -> None:
-        import torch
+        import torch  # lazy: torch is optional
 
         if model is not None and not isinstance(model, torch.jit.ScriptModule):
             raise ConfigurationError(
@@ -39,7 +39,7 @@ class TorchScriptShim(PyTorchShim):
 
     def to_bytes(self) -> bytes:
         """msgpack ``{"config", "model"}`` with the ``torch.jit.save`` archive of the module."""
-        import torch
+        import torch  # lazy: torch is optional
 
         archive = b""  # an empty shim (model=None) saves as an empty archive
         if self._model is not None:
@@ -50,9 +50,9 @@ class TorchScriptShim(PyTorchShim):
 
     def from_bytes(self, bytes_data: bytes) -> "TorchScriptShim":
         """Load a TorchScript archive (trusted sources only: it contains code) onto this shim's device."""
-        import torch
+        import torch  # lazy: torch is optional
 
-        msg = _load_shim_msg(bytes_data, "model")
+        msg = load_shim_msg(bytes_data, "model")
         if not msg["model"]:
             self._model = None
             self.cfg = dict(msg["config"])

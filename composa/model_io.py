@@ -1,0 +1,405 @@
+"""Saving and loading a ``Model`` tree: free functions behind ``Model.to_bytes`` and friends.
+
+Loading and saving go through three seams, so each can change without the others:
+
+(a) **tree -> document**: :func:`to_dict` turns the tree into plain data (lists and
+    dicts of ints, strings, bytes and numpy arrays), one entry per node of ``walk()``;
+    :func:`encode` / :func:`decode` turn a document into bytes and back (the byte
+    format lives only there).
+(b) **document -> plan**: :func:`plan_load` checks every field of a document against
+    the model and returns what to apply, per node. It never changes the model.
+(c) **plan -> model**: :func:`apply_plan` writes a plan into the tree; if anything
+    fails (a shim refusing its bytes, say) every node and shim is put back as it was.
+
+This module reads and writes node state only through :func:`live_state` and the
+public ``name``, ``ops``, ``shims`` and ``walk()`` of a node, and never imports
+``composa.model`` at run time (``model`` imports this module).
+"""
+import contextlib
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+
+from .errors import SerializationError
+from .serialize import (
+    dumps_with_checksum,
+    loads_with_checksum,
+    msgpack_dumps,
+    msgpack_loads,
+    read_bytes,
+    write_bytes_atomic,
+)
+from .types import Unserializable
+
+if TYPE_CHECKING:
+    from .model import Model
+
+__all__ = [
+    "FORMAT_VERSION",
+    "serialize_attr",
+    "deserialize_attr",
+    "to_dict",
+    "to_bytes",
+    "to_disk",
+    "from_dict",
+    "from_bytes",
+    "from_disk",
+    "can_from_dict",
+    "can_from_bytes",
+    "can_from_disk",
+    "encode",
+    "decode",
+    "plan_load",
+    "apply_plan",
+]
+
+FORMAT_VERSION = 1
+MESSAGE_KEYS = ("composa", "nodes", "attrs", "params", "shims")
+NODE_FIELDS = ("nodes", "attrs", "params", "shims")
+
+
+class NodeState(NamedTuple):
+    """The state dicts of one node that loading reads and writes."""
+
+    dims: Dict[str, Optional[int]]
+    refs: Dict[str, Any]
+    attrs: Dict[str, Any]
+    params: Dict[str, Any]
+
+
+class NodePlan(NamedTuple):
+    """What loading will write into one node, every value already checked."""
+
+    dims: Dict[str, int]
+    refs: Dict[str, Optional[int]]
+    attrs: Dict[str, Any]
+    params: Dict[str, Any]
+    shims: List[bytes]
+
+
+def live_state(node: "Model") -> NodeState:
+    """The node's own state dicts (not copies): the one place this module reaches inside a Model."""
+    return NodeState(node._dims, node._refs, node._attrs, node._params)
+
+
+# Attr values ------------------------------------------------------------------------
+
+
+@functools.singledispatch
+def serialize_attr(_: Any, value: Any, name: str, model: "Model") -> bytes:
+    """Serialise an attr value to bytes; dispatches on the current value's type."""
+    try:
+        return msgpack_dumps(value)
+    except TypeError as error:
+        raise SerializationError(
+            f"attr {name!r} holds a {type(value).__name__}, which cannot be saved: {error}. "
+            f"Register a serializer with @serialize_attr.register({type(value).__name__}), "
+            f"or wrap the value in Unserializable to leave it out of saved bytes",
+            layer=model.name,
+        ) from error
+
+
+@functools.singledispatch
+def deserialize_attr(_: Any, value: bytes, name: str, model: "Model") -> Any:
+    """Load an attr value from bytes; dispatches on the receiving model's current value."""
+    return msgpack_loads(value)
+
+
+def is_runtime_only(value: Any) -> bool:
+    """Attrs that are code or runtime state: left out of saved bytes on purpose."""
+    return isinstance(value, Unserializable) or callable(value) and not isinstance(value, type)
+
+
+# (a) tree -> document -> bytes --------------------------------------------------------
+
+
+def to_dict(model: "Model") -> Dict[str, Any]:
+    """The tree as plain data: per node, its name, dims, refs, attrs, params and shim bytes."""
+    nodes = list(model.walk())
+    index_of = {id(node): i for i, node in enumerate(nodes)}
+    msg: Dict[str, Any] = {"composa": FORMAT_VERSION, "nodes": [], "attrs": [], "params": [], "shims": []}
+    for i, node in enumerate(nodes):
+        state = live_state(node)
+        refs = ref_indices(node, index_of)
+        msg["nodes"].append({"index": i, "name": node.name, "dims": dict(state.dims), "refs": refs})
+        msg["attrs"].append(serialize_attrs(node))
+        msg["params"].append(
+            {name: (None if v is None else node.ops.to_numpy(v)) for name, v in state.params.items()}
+        )
+        msg["shims"].append([shim.to_bytes() for shim in node.shims])
+    return msg
+
+
+def ref_indices(node: "Model", index_of: Dict[int, int]) -> Dict[str, Optional[int]]:
+    """The node's refs as indices into the walk order; a ref outside the tree is an error."""
+    refs = {}
+    for name, target in live_state(node).refs.items():
+        if target is not None and id(target) not in index_of:
+            raise SerializationError(
+                f"ref {name!r} points to node {target.name!r} outside the model", layer=node.name
+            )
+        refs[name] = None if target is None else index_of[id(target)]
+    return refs
+
+
+def serialize_attrs(node: "Model") -> Dict[str, bytes]:
+    """The node's saved attrs as bytes, runtime-only values left out."""
+    return {
+        name: serialize_attr(value, value, name, node)
+        for name, value in live_state(node).attrs.items()
+        if not is_runtime_only(value)
+    }
+
+
+def encode(msg: Dict[str, Any]) -> bytes:
+    """A document as bytes: msgpack plus a CRC-32 checksum; the same document gives the same bytes."""
+    return dumps_with_checksum(msg)
+
+
+def decode(data: bytes) -> Any:
+    """Bytes from :func:`encode` back to a document (checksum verified); not yet checked as a model."""
+    return loads_with_checksum(data)
+
+
+def to_bytes(model: "Model") -> bytes:
+    """The encoded :func:`to_dict` of `model`."""
+    return encode(to_dict(model))
+
+
+def to_disk(model: "Model", path: Union[str, Path]) -> None:
+    """Write :func:`to_bytes` to one file, atomically (temp file, fsync, rename)."""
+    write_bytes_atomic(path, to_bytes(model))
+
+
+# (b) document -> plan (never changes the model) -------------------------------------------
+
+
+def plan_load(nodes: List["Model"], msg: Any, *, strict: bool = True) -> List[NodePlan]:
+    """Check every field of `msg` against `nodes`; return what to apply, per node."""
+    fields = document_fields(msg, len(nodes))
+    return [plan_node(i, node, nodes, fields, strict) for i, node in enumerate(nodes)]
+
+
+def document_fields(msg: Any, n_nodes: int) -> Dict[str, list]:
+    """The per-node lists of a document, after checking its keys, version and node count."""
+    if not isinstance(msg, dict) or "nodes" not in msg:
+        raise SerializationError("these bytes are not a serialised composa model (no 'nodes')")
+    unknown = sorted(str(key) for key in msg if key not in MESSAGE_KEYS)
+    if unknown:
+        raise SerializationError(f"unexpected fields {unknown} in the model bytes (damaged data?)")
+    version = msg.get("composa", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise SerializationError(
+            f"the bytes use format version {version!r}; this composa reads up to {FORMAT_VERSION}"
+        )
+    fields: Dict[str, list] = {}
+    for key in NODE_FIELDS:
+        value = msg.get(key)
+        if not isinstance(value, list):
+            raise SerializationError(f"field {key!r} must be a list, got {type(value).__name__}")
+        fields[key] = value
+        if len(value) != n_nodes:
+            raise SerializationError(
+                f"mismatched structure: the model has {n_nodes} nodes, "
+                f"field {key!r} describes {len(value)}"
+            )
+    return fields
+
+
+def plan_node(
+    i: int, node: "Model", nodes: List["Model"], fields: Dict[str, list], strict: bool
+) -> NodePlan:
+    """Check node `i`'s entries of every field against `node`; what loading will write into it."""
+    where = f"node {i} ({node.name!r})"
+    info, attrs, params, shims = (fields[key][i] for key in NODE_FIELDS)
+    state = live_state(node)
+    check_node_info(where, info, node.name, strict)
+    return NodePlan(
+        dims=plan_dims(where, info.get("dims", {}), state.dims),
+        refs=plan_refs(where, info.get("refs") or {}, len(nodes)),
+        attrs=plan_attrs(where, attrs, node),
+        params=plan_params(where, params, state.params),
+        shims=plan_shims(where, shims, len(node.shims)),
+    )
+
+
+def check_node_info(where: str, info: Any, name: str, strict: bool) -> None:
+    """The node entry is a dict with a dims dict and, when `strict`, the node's name."""
+    if not isinstance(info, dict) or not isinstance(info.get("dims", {}), dict):
+        raise SerializationError(f"{where}: malformed node entry")
+    if strict and info.get("name") != name:
+        raise SerializationError(
+            f"{where}: the bytes hold a layer named {info.get('name')!r} here; "
+            f"was this saved from a different model?"
+        )
+
+
+def plan_dims(where: str, saved: Dict[str, Any], current: Dict[str, Optional[int]]) -> Dict[str, int]:
+    """Saved dims that are registered, valid and agree with the set ones; None entries are skipped."""
+    dims = {}
+    for name, value in registered_entries(where, "dimension", saved, current):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise SerializationError(f"{where}: dimension {name!r} has invalid value {value!r}")
+        if current[name] is not None and current[name] != value:
+            raise SerializationError(
+                f"{where}: dimension {name!r} is {current[name]} in the model but {value} in the bytes"
+            )
+        dims[name] = value
+    return dims
+
+
+def registered_entries(
+    where: str, kind: str, saved: Dict[str, Any], current: Dict[str, Any]
+) -> Iterator[Tuple[str, Any]]:
+    """The saved (name, value) pairs that are not None, each name checked to be registered in turn."""
+    for name, value in saved.items():
+        if name not in current:
+            raise SerializationError(f"{where}: unknown {kind} {name!r}")
+        if value is not None:
+            yield name, value
+
+
+def plan_refs(where: str, saved: Dict[str, Any], n_nodes: int) -> Dict[str, Optional[int]]:
+    """Saved refs as node indices, each None or inside the tree."""
+    refs = {}
+    for name, index in saved.items():
+        if index is not None and (not isinstance(index, int) or not 0 <= index < n_nodes):
+            raise SerializationError(f"{where}: ref {name!r} points to invalid node {index!r}")
+        refs[name] = index
+    return refs
+
+
+def plan_attrs(where: str, saved: Any, node: "Model") -> Dict[str, Any]:
+    """Saved attr bytes decoded by :func:`deserialize_attr` against the node's current values."""
+    if not isinstance(saved, dict) or not all(isinstance(v, bytes) for v in saved.values()):
+        raise SerializationError(f"{where}: malformed attrs entry")
+    current = live_state(node).attrs
+    attrs = {}
+    for name, data in saved.items():
+        try:
+            attrs[name] = deserialize_attr(current.get(name), data, name, node)
+        except Exception as error:
+            raise SerializationError(f"{where}: attr {name!r} could not be loaded: {error}") from error
+    return attrs
+
+
+def plan_params(where: str, saved: Any, current: Dict[str, Any]) -> Dict[str, Any]:
+    """Saved params that are registered float arrays matching any set param's shape and dtype."""
+    if not isinstance(saved, dict):
+        raise SerializationError(f"{where}: malformed params entry")
+    params = {}
+    for name, array in registered_entries(where, "param", saved, current):
+        if not hasattr(array, "dtype") or array.dtype.kind != "f":
+            raise SerializationError(f"{where}: param {name!r} is not a float array")
+        existing = current[name]
+        if existing is not None and (
+            tuple(existing.shape) != tuple(array.shape) or existing.dtype != array.dtype
+        ):
+            raise SerializationError(
+                f"{where}: param {name!r} is {tuple(existing.shape)} {existing.dtype} in the model "
+                f"but {tuple(array.shape)} {array.dtype} in the bytes"
+            )
+        params[name] = array
+    return params
+
+
+def plan_shims(where: str, saved: Any, n_shims: int) -> List[bytes]:
+    """The saved shim bytes: one bytes entry per shim of the node."""
+    if not isinstance(saved, list) or len(saved) != n_shims:
+        count = len(saved) if isinstance(saved, list) else "malformed"
+        raise SerializationError(f"{where}: the model has {n_shims} shims, bytes {count}")
+    if not all(isinstance(data, bytes) for data in saved):
+        raise SerializationError(f"{where}: malformed shim entry")
+    return saved
+
+
+# (c) plan -> model, all or nothing ---------------------------------------------------------
+
+
+def apply_plan(nodes: List["Model"], plan: List[NodePlan]) -> None:
+    """Write `plan` into `nodes`; on any failure put every node and shim back and raise."""
+    snapshots = [snapshot(node) for node in nodes]
+    shim_backups: List[Tuple[Any, bytes]] = []
+    try:
+        for node, node_plan in zip(nodes, plan):
+            apply_node(node, node_plan, nodes, shim_backups)
+    except Exception as error:
+        for node, saved in zip(nodes, snapshots):
+            restore(node, saved)
+        for shim, data in shim_backups:
+            with contextlib.suppress(Exception):
+                shim.from_bytes(data)
+        raise SerializationError(f"could not load the model bytes: {error}") from error
+
+
+def apply_node(
+    node: "Model", plan: NodePlan, nodes: List["Model"], shim_backups: List[Tuple[Any, bytes]]
+) -> None:
+    """Write one node's plan; each shim's current bytes go to `shim_backups` before it loads."""
+    state = live_state(node)
+    state.dims.update(plan.dims)
+    for name, index in plan.refs.items():
+        state.refs[name] = None if index is None else nodes[index]
+    state.attrs.update(plan.attrs)
+    for name, array in plan.params.items():
+        state.params[name] = node.ops.asarray(array).copy()
+    for shim, data in zip(node.shims, plan.shims):
+        shim_backups.append((shim, shim.to_bytes()))
+        shim.from_bytes(data)
+
+
+def snapshot(node: "Model") -> NodeState:
+    """Shallow copies of the node's state dicts, for :func:`restore`."""
+    return NodeState(*(dict(values) for values in live_state(node)))
+
+
+def restore(node: "Model", saved: NodeState) -> None:
+    """Put the node's state dicts back to `saved`, in place (other holders see the same dicts)."""
+    for current, values in zip(live_state(node), saved):
+        current.clear()
+        current.update(values)
+
+
+# Loading: the three seams in a row ----------------------------------------------------------
+
+
+def from_dict(model: "Model", msg: Dict[str, Any]) -> None:
+    """Validate `msg` against `model` completely, then apply it (all or nothing)."""
+    nodes = list(model.walk())
+    apply_plan(nodes, plan_load(nodes, msg))
+
+
+def from_bytes(model: "Model", data: bytes) -> None:
+    """Load bytes from :func:`to_bytes` into `model`; on any problem raise and leave it as it was."""
+    from_dict(model, decode(data))
+
+
+def from_disk(model: "Model", path: Union[str, Path]) -> None:
+    """Load a file written by :func:`to_disk` into `model`."""
+    from_bytes(model, read_bytes(path))
+
+
+def can_from_dict(model: "Model", msg: Dict[str, Any], *, strict: bool = True) -> bool:
+    """Whether `msg` would load into `model` (it is checked, never applied)."""
+    try:
+        plan_load(list(model.walk()), msg, strict=strict)
+    except SerializationError:
+        return False
+    return True
+
+
+def can_from_bytes(model: "Model", data: bytes, *, strict: bool = True) -> bool:
+    """Whether `data` decodes and would load into `model`."""
+    try:
+        msg = decode(data)
+    except SerializationError:
+        return False
+    return can_from_dict(model, msg, strict=strict)
+
+
+def can_from_disk(model: "Model", path: Union[str, Path], *, strict: bool = True) -> bool:
+    """Whether `path` is a file whose bytes would load into `model`."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    return can_from_bytes(model, path.read_bytes(), strict=strict)
