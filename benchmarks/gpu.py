@@ -74,7 +74,7 @@ class Device:
         self.gpu = gpu
         self.torch = torch.device("cuda", 0) if gpu else torch.device("cpu")
         if gpu:
-            import cupy
+            import cupy  # lazy: cupy exists only on CUDA machines
 
             self.cupy = cupy
             composa.require_gpu(0)

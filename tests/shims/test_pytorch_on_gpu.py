@@ -16,8 +16,9 @@ from composa.layers import (
     pytorch_to_torchscript_wrapper,
 )
 from composa.shims import PyTorchGradScaler
+from composa.shims.conversions import torch2xp, xp2torch
 from composa.testing import check_gradients
-from composa.util import fix_random_seed, torch2xp, xp2torch
+from composa.util import fix_random_seed
 
 from gpu_helpers import HAS_CUDA, MODEL_TWINS, assert_same, assert_twin_matches
 
