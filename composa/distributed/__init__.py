@@ -21,7 +21,7 @@ processes of a torch.distributed group (gloo for numpy arrays, NCCL for cupy one
 imports without torch; torch is needed only to make a TorchCommunicator.
 """
 from ._communicator import CommStats, Communicator, shard_bounds
-from ._launch import LAUNCHED_VARIABLE, free_port, launch_workers
+from ._launch import LAUNCHED_VARIABLE, STOPPED_STATUS, free_port, launch_workers
 from ._torch import DEFAULT_BUCKET_BYTES, DEFAULT_TIMEOUT, TorchCommunicator, exit_process, init_distributed
 
 __all__ = [
@@ -36,4 +36,5 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_BUCKET_BYTES",
     "LAUNCHED_VARIABLE",
+    "STOPPED_STATUS",
 ]

@@ -14,9 +14,10 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["launch_workers", "free_port", "LAUNCHED_VARIABLE"]
+__all__ = ["launch_workers", "free_port", "LAUNCHED_VARIABLE", "STOPPED_STATUS"]
 
 LAUNCHED_VARIABLE = "COMPOSA_LAUNCHED"  # set in the workers, so they do not launch again
+STOPPED_STATUS = 3  # a worker's exit status when it stopped only because another rank failed
 GRACE_SECONDS = 5.0
 
 
@@ -57,52 +58,52 @@ def free_port() -> int:
 
 def _watch(workers: List[subprocess.Popen], grace_seconds: float) -> int:
     """Wait for every worker; once one fails, stop the rest after `grace_seconds`; returns the exit status."""
-    first_failure: Optional[int] = None
+    exited: List[int] = []  # ranks in the order they were seen to end
     deadline = float("inf")
-    while any(worker.poll() is None for worker in workers):
-        if first_failure is None:
-            first_failure = _failed_rank(workers)
-            if first_failure is not None:
-                deadline = time.monotonic() + grace_seconds
+    stopped: List[int] = []
+    while len(exited) < len(workers):
+        exited += [rank for rank, worker in enumerate(workers) if rank not in exited and worker.poll() is not None]
+        if deadline == float("inf") and _first_failure(workers, exited) is not None:
+            deadline = time.monotonic() + grace_seconds
         if time.monotonic() > deadline:
-            _stop(workers, grace_seconds)
-            break
+            stopped = _stop(workers, 0.0)
+            exited += [rank for rank in range(len(workers)) if rank not in exited]
         time.sleep(0.05)
-    if first_failure is None:
-        first_failure = _failed_rank(workers)
-    if first_failure is None:
-        return 0
-    return _report(workers, first_failure)
+    first_failure = _first_failure(workers, exited)
+    return 0 if first_failure is None else _report(workers, first_failure, stopped)
 
 
-def _failed_rank(workers: List[subprocess.Popen]) -> Optional[int]:
-    for rank, worker in enumerate(workers):
-        if worker.poll() not in (None, 0):
-            return rank
-    return None
+def _first_failure(workers: List[subprocess.Popen], exited: List[int]) -> Optional[int]:
+    """The rank that failed first, preferring one that failed by itself over one that only lost contact."""
+    failed = [rank for rank in exited if workers[rank].returncode not in (None, 0)]
+    causes = [rank for rank in failed if workers[rank].returncode != STOPPED_STATUS]
+    return (causes or failed or [None])[0]
 
 
-def _stop(workers: List[subprocess.Popen], grace_seconds: float) -> None:
-    """Wait up to `grace_seconds` for the workers, then terminate, then kill what is left."""
+def _stop(workers: List[subprocess.Popen], grace_seconds: float) -> List[int]:
+    """Wait up to `grace_seconds` for the workers, then terminate, then kill what is left; returns the ranks stopped."""
+    stopped: List[int] = []
     for stop in (None, subprocess.Popen.terminate, subprocess.Popen.kill):
         deadline = time.monotonic() + (grace_seconds if stop is None else 2.0)
-        for worker in workers:
+        for rank, worker in enumerate(workers):
             if stop is not None and worker.poll() is None:
                 stop(worker)
+                stopped.append(rank)
         while time.monotonic() < deadline and any(worker.poll() is None for worker in workers):
             time.sleep(0.05)
         if all(worker.poll() is not None for worker in workers):
-            return
+            break
+    return sorted(set(stopped))
 
 
-def _report(workers: List[subprocess.Popen], rank: int) -> int:
+def _report(workers: List[subprocess.Popen], rank: int, stopped: List[int]) -> int:
     """Say which rank failed first and how; returns the exit status for the whole run."""
     status = workers[rank].returncode
-    others = len(workers) - 1
-    if status < 0:
-        name = signal.Signals(-status).name
-        print(f"composa train: rank {rank} was killed by {name}; the other {others} rank(s) stopped", file=sys.stderr)
-        return 128 - status
+    how = f"was killed by {signal.Signals(-status).name}" if status < 0 else f"failed (exit status {status})"
+    after = (
+        f"; rank(s) {', '.join(map(str, stopped))} did not stop by themselves and were terminated" if stopped
+        else f"; the other {len(workers) - 1} rank(s) stopped"
+    )
     if status != 130:
-        print(f"composa train: rank {rank} failed (exit status {status}); the other {others} rank(s) stopped", file=sys.stderr)
-    return status
+        print(f"composa train: rank {rank} {how}{after}", file=sys.stderr)
+    return 128 - status if status < 0 else status

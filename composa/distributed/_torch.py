@@ -9,6 +9,7 @@ hanging. torch is imported only when a TorchCommunicator is made.
 """
 import datetime
 import os
+import re
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -78,7 +79,7 @@ class TorchCommunicator(Communicator):
         except (RuntimeError, ValueError, TimeoutError) as error:
             raise DistributedError(
                 f"rank {self.rank}: could not join the other {self.world_size - 1} process(es) at {where} "
-                f"within {self.timeout:g} s ({self.backend}): {_first_line(error)}",
+                f"within {self.timeout:g} s ({self.backend}): {_short_reason(error)}",
                 lost_contact=True,
             ) from error
         return store
@@ -145,7 +146,7 @@ class TorchCommunicator(Communicator):
             return collective()
         except RuntimeError as error:  # torch's DistBackendError, DistNetworkError and timeouts
             raise DistributedError(
-                f"rank {self.rank}: lost contact with the other ranks during {what}: {_first_line(error)}. "
+                f"lost contact with the other ranks during {what} ({_short_reason(error)}). "
                 f"Another rank failed, was killed, or did not answer within {self.timeout:g} s",
                 lost_contact=True,
             ) from error
@@ -188,6 +189,8 @@ def _synchronize(buffer: Any) -> None:
         buffer.device.synchronize()
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def _short_reason(error: BaseException) -> str:
+    """The gist of a torch.distributed error: its first sentence, without gloo's source location."""
+    text = re.sub(r"^\[[^\]]*\]\s*", "", str(error).strip())
+    first = text.splitlines()[0] if text else type(error).__name__
+    return first.split(". ")[0].rstrip(".")
