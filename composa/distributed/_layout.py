@@ -57,28 +57,22 @@ class Group:
     xp: Any
     dtype: Any
     slots: List[Slot]
+    n_values: int = 0
     buffer: Any = None
+    values: Any = None
+    flags: Any = None
     views: List[Any] = dataclasses.field(default_factory=list)
 
-    @property
-    def n_values(self) -> int:
-        return sum(slot.size for slot in self.slots)
-
     def allocate(self) -> None:
+        """Give each slot its offset, then make the buffer and the views into it (once: a step only reads them)."""
         offset = 0
         for slot in self.slots:
             slot.offset = offset
             offset += slot.size
+        self.n_values = offset
         self.buffer = self.xp.zeros(offset + len(self.slots), dtype=self.dtype)
+        self.values, self.flags = self.buffer[:offset], self.buffer[offset:]
         self.views = [self.buffer[s.offset : s.offset + s.size].reshape(s.shape) for s in self.slots]
-
-    @property
-    def values(self) -> Any:
-        return self.buffer[: self.n_values]
-
-    @property
-    def flags(self) -> Any:
-        return self.buffer[self.n_values :]
 
 
 class Layout:
@@ -106,20 +100,21 @@ class Layout:
     def load_grads(self) -> None:
         """Put this process's gradients into the buffers (zeros where absent) and set the flags."""
         for group in self.groups:
-            for index, (slot, view) in enumerate(zip(group.slots, group.views)):
+            present = []
+            for slot, view in zip(group.slots, group.views):
                 grad = slot.grad()
                 if grad is None:
                     view.fill(0)
                 elif grad is not view:
                     view[...] = grad
-                group.flags[index] = 0.0 if grad is None else 1.0
+                present.append(0.0 if grad is None else 1.0)
+            group.flags[...] = group.xp.asarray(present, dtype=group.dtype)
 
     def scale_grads(self, factor: float) -> None:
         """Multiply every gradient in the buffers by `factor` (the flags stay as they are)."""
         if factor != 1.0:
             for group in self.groups:
-                values = group.values
-                values *= factor
+                group.values *= factor
 
     def store_grads(self) -> None:
         """Hand the reduced gradients back as views, for every param some rank had a gradient for."""
