@@ -554,9 +554,9 @@ def _restore_checkpoint(
         load_optimizer_state(optimizer, model, state["optimizer"])
     except SerializationError as error:
         raise ArchiveError(f"{path}: the checkpointed optimizer state does not fit: {error}") from error
-    ranks = state.get("rng_ranks")
-    same_ranks = isinstance(ranks, list) and len(ranks) == communicator.world_size
-    _set_rng_state(ranks[communicator.rank] if same_ranks else state["rng"])
+    ranks = state.get("rng_ranks") or []
+    # each rank's own generators when the run resumes with as many ranks, else rank 0's
+    _set_rng_state(ranks[communicator.rank] if len(ranks) == communicator.world_size else state["rng"])
     return int(state["epoch"]) + 1, json.loads(state["history"]), json.loads(state["best"])
 
 

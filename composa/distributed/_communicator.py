@@ -117,7 +117,7 @@ class Communicator:
         mine = {
             "params": describe(param_slots(model)),
             "config": _flatten(config or {}),
-            "data": [zlib.crc32(numpy.ascontiguousarray(array).view("uint8")) for array in data],
+            "data": [zlib.crc32(numpy.ascontiguousarray(array).data) for array in data],
         }
         everyone = [json.loads(text) for text in self.all_gather_bytes(json.dumps(mine).encode("utf8"))]
         problem = first_difference(everyone)

@@ -77,7 +77,8 @@ def _first_failure(workers: List[subprocess.Popen], exited: List[int]) -> Option
     """The rank that failed first, preferring one that failed by itself over one that only lost contact."""
     failed = [rank for rank in exited if workers[rank].returncode not in (None, 0)]
     causes = [rank for rank in failed if workers[rank].returncode != STOPPED_STATUS]
-    return (causes or failed or [None])[0]
+    ranks = causes or failed
+    return ranks[0] if ranks else None
 
 
 def _stop(workers: List[subprocess.Popen], grace_seconds: float) -> List[int]:

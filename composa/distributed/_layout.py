@@ -11,7 +11,7 @@ are copied in and handed back as views. Nothing here imports torch at module lev
 """
 import dataclasses
 import zlib
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, cast
 
 import numpy
 
@@ -41,13 +41,18 @@ class Slot:
         """The param's current array (a numpy/cupy view of a torch param)."""
         if self.tensor is not None:
             return torch2xp(self.tensor.data)
-        return self.node.get_param(self.name)
+        return self.model.get_param(self.name)
 
     def grad(self) -> Any:
         """The param's gradient array, or None when it has none."""
         if self.tensor is not None:
             return None if self.tensor.grad is None else torch2xp(self.tensor.grad)
-        return self.node.maybe_get_grad(self.name)
+        return self.model.maybe_get_grad(self.name)
+
+    @property
+    def model(self) -> Model:
+        """The node holding a native param (a torch param's slot has none)."""
+        return cast(Model, self.node)
 
 
 @dataclasses.dataclass
@@ -125,8 +130,8 @@ class Layout:
                     continue
                 if slot.tensor is not None:
                     slot.tensor.grad = xp2torch(view, device=slot.tensor.device)
-                elif slot.node.maybe_get_grad(slot.name) is not view:
-                    slot.node.set_grad(slot.name, view)
+                elif slot.model.maybe_get_grad(slot.name) is not view:
+                    slot.model.set_grad(slot.name, view)
 
     def param_buffers(self) -> List[Any]:
         """A fresh copy of every param, one flat buffer per group (same order as the gradients)."""
@@ -150,7 +155,7 @@ class Layout:
         for slot in self.slots:
             value = slot.value()
             host = value.get() if hasattr(value, "get") else value
-            checksums.append(zlib.crc32(numpy.ascontiguousarray(host).view("uint8")))
+            checksums.append(zlib.crc32(numpy.ascontiguousarray(host).data))
         return checksums
 
 
