@@ -66,7 +66,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if overrides and args.command not in ("train", "config"):
             raise ValueError(f"{args.command} takes no config overrides, got {' '.join(override_tokens)}")
         import_code(getattr(args, "code", []))
-        if getattr(args, "gpu_id", -1) >= 0:
+        if getattr(args, "gpu_id", -1) >= 0 and not _launches_workers(args):
             # each local rank of a distributed run takes the next GPU, as torchrun's LOCAL_RANK says
             require_gpu(args.gpu_id + int(os.environ.get("LOCAL_RANK") or 0))
         return args.handler(args, overrides)
@@ -236,7 +236,7 @@ def _add_directory_argument(command: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
     if args.epochs is not None:
         overrides["training.max_epochs"] = args.epochs
-    if args.nproc > 1 and LAUNCHED_VARIABLE not in os.environ:
+    if _launches_workers(args):
         return _launch(args)
     communicator = init_distributed(timeout=args.timeout)
     try:
@@ -260,6 +260,11 @@ def _train(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
         return _leave(communicator, STOPPED_STATUS if getattr(error, "lost_contact", False) else 1)
     communicator.close()
     return 0
+
+
+def _launches_workers(args: argparse.Namespace) -> bool:
+    """True for `composa train --nproc N` itself (not for the workers it starts)."""
+    return getattr(args, "nproc", 1) > 1 and LAUNCHED_VARIABLE not in os.environ
 
 
 def _launch(args: argparse.Namespace) -> int:
