@@ -18,6 +18,7 @@ from .errors import (
     DataFileError,
     DataValidationError,
     DimensionConflictError,
+    ExportError,
     IdOutOfRangeError,
     OpIndexError,
     PyTorchModuleError,
@@ -98,6 +99,7 @@ from .shims import PyTorchGradScaler, PyTorchShim, Shim, TorchScriptShim
 from .compat import enable_mxnet, enable_tensorflow, has_cupy
 from . import datasets  # noqa: F401 -- registers digits.v1 and labelled_files.v1
 from .archive import load
+from .export import export_onnx
 
 __all__ = [
     # errors
@@ -115,6 +117,7 @@ __all__ = [
     "DataFileError",
     "OpIndexError",
     "PyTorchModuleError",
+    "ExportError",
     # types
     "ArgsKwargs",
     "Padded",
@@ -205,4 +208,6 @@ __all__ = [
     "has_cupy",
     # archives
     "load",
+    # interop: ONNX, state dicts
+    "export_onnx",
 ]

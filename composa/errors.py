@@ -28,6 +28,7 @@ __all__ = [
     "ConfigError",
     "ArchiveError",
     "PyTorchModuleError",
+    "ExportError",
 ]
 
 
@@ -126,6 +127,10 @@ class ArchiveError(ComposaError, ValueError):
 
 class PyTorchModuleError(ComposaError, RuntimeError):
     """The wrapped torch module raised while running (e.g. a width it cannot multiply)."""
+
+
+class ExportError(ComposaError, ValueError):
+    """A model cannot be written in another framework's format (e.g. a layer ONNX export has no converter for)."""
 
 
 class ConfigError(ConfigValidationError, ComposaError):
