@@ -100,6 +100,7 @@ from .compat import enable_mxnet, enable_tensorflow, has_cupy
 from . import datasets  # noqa: F401 -- registers digits.v1 and labelled_files.v1
 from .archive import load
 from .export import export_onnx
+from .state_dict import from_state_dict, load_torch_state_dict, to_state_dict, torch_state_dict
 
 __all__ = [
     # errors
@@ -210,4 +211,8 @@ __all__ = [
     "load",
     # interop: ONNX, state dicts
     "export_onnx",
+    "to_state_dict",
+    "from_state_dict",
+    "torch_state_dict",
+    "load_torch_state_dict",
 ]

@@ -507,7 +507,7 @@ def convert_lstm(graph: Graph, node: Model, value: Value) -> Value:
     expect(node, value, (PADDED,), rank=3)
     HC0 = node.ops.to_numpy(node.get_param("HC0"))
     depth, dirs, nH = (int(size) for size in HC0.shape[1:])
-    torch_weights = lstm._torch_arrays(node)
+    torch_weights = lstm.torch_arrays(node)
     key = param_key(graph.walk_index[id(node)], node.name, "LSTM")
     sequence_lens = graph.op("Cast", value.lengths_tensor(), to=6)  # 6: INT32
     state_shape = graph.op("Concat", graph.ints([dirs]), graph.op("Shape", value.data, start=1, end=2), graph.ints([nH]), axis=0)
