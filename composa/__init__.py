@@ -18,6 +18,7 @@ from .errors import (
     DataFileError,
     DataValidationError,
     DimensionConflictError,
+    DistributedError,
     ExportError,
     IdOutOfRangeError,
     OpIndexError,
@@ -118,6 +119,7 @@ __all__ = [
     "DataFileError",
     "OpIndexError",
     "PyTorchModuleError",
+    "DistributedError",
     "ExportError",
     # types
     "ArgsKwargs",

@@ -28,6 +28,7 @@ __all__ = [
     "ConfigError",
     "ArchiveError",
     "PyTorchModuleError",
+    "DistributedError",
     "ExportError",
 ]
 
@@ -155,3 +156,15 @@ class ConfigError(ConfigValidationError, ComposaError):
             where = error.get("where") or " -> ".join(str(part) for part in error.get("loc", []))
             lines.append(f"  {where}: {error.get('msg')}")
         return "\n".join(lines)
+
+
+class DistributedError(ComposaError, RuntimeError):
+    """The processes of a distributed run disagree (configs, shapes, data) or lost contact.
+
+    ``lost_contact`` is True when another rank stopped answering (it failed, was killed,
+    or a collective timed out): this rank's error is then a consequence, not the cause.
+    """
+
+    def __init__(self, message: str, *, lost_contact: bool = False) -> None:
+        super().__init__(message)
+        self.lost_contact = lost_contact
