@@ -17,7 +17,9 @@ from composa import (
     PyTorchWrapper,
     Relu,
     SerializationError,
+    ShapeMismatchError,
     chain,
+    registry,
     with_padded,
 )
 from composa.model_io import FORMAT_VERSION
@@ -185,3 +187,20 @@ def test_cosine_distance_clamps_tiny_norms_like_torch():
     numpy.testing.assert_allclose(gradient[1], torch_guesses.grad.numpy()[1], rtol=1e-5)
     # below the clamp the guess norm is the constant eps: d cos / d g = truth / (eps * |truth|)
     assert gradient[0, 0] == pytest.approx(-1e8, rel=1e-3)
+
+
+# Gaps the mutation check (tools/mutation.py) found ------------------------------------
+
+
+def test_dropout_backprop_on_a_list_refuses_a_different_number_of_gradients():
+    dropout = Dropout(0.5).initialize()
+    _, backprop = dropout.begin_update([numpy.ones((2, 3), dtype="float32")] * 2)
+    with pytest.raises(ShapeMismatchError, match="backprop expected 2 gradients"):
+        backprop([numpy.ones((2, 3), dtype="float32")])
+
+
+def test_categorical_crossentropy_from_the_registry_normalizes_by_default():
+    loss = registry.get("losses", "CategoricalCrossentropy.v3")()
+    guesses = rows([0.5, 0.5], [0.5, 0.5])
+    gradient = loss.get_grad(guesses, numpy.asarray([0, 1]))
+    numpy.testing.assert_allclose(gradient, rows([-0.25, 0.25], [0.25, -0.25]))
