@@ -296,6 +296,9 @@ def _report_rank_failure(communicator: Communicator, error: BaseException) -> No
     rank = communicator.rank
     if getattr(error, "lost_contact", False):
         print(f"composa train: rank {rank} stopped: {error}", file=sys.stderr)
+    elif getattr(error, "on_every_rank", False):
+        if rank == 0:  # every rank raised it; the failure counter may be gone with rank 0's store
+            print(f"composa train: error: rank {rank}: {str(error).strip()}", file=sys.stderr)
     elif communicator.report_failure(error):
         if isinstance(error, (ComposaError, ValueError, KeyError, TypeError, OSError)):
             print(f"composa train: error: rank {rank}: {str(error).strip()}", file=sys.stderr)
