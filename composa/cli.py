@@ -1,6 +1,6 @@
 """The ``composa`` command: train, evaluate and predict from configs and training directories.
 
-    composa train [CONFIG] --output DIR [--seed N] [--epochs N] [--resume] [--nproc N] [--section.key VALUE ...]
+    composa train [CONFIG] --output DIR [--seed N] [--epochs N] [--resume] [--safetensors] [--nproc N] [--section.key VALUE ...]
     composa evaluate DIR [DATA] [--json]
     composa predict DIR INPUT [--output FILE] [--probabilities]
     composa config [CONFIG] [--section.key VALUE ...]
@@ -162,6 +162,9 @@ def _parser() -> argparse.ArgumentParser:
     train_command.add_argument("--epochs", type=int, help="number of epochs (sets training.max_epochs)")
     train_command.add_argument("--resume", action="store_true", help="continue from DIR's last checkpoint")
     train_command.add_argument("--force", action="store_true", help="overwrite a training run already in DIR")
+    train_command.add_argument(
+        "--safetensors", action="store_true", help="keep the best model as DIR/model.safetensors, not model.bin"
+    )
     train_command.add_argument("--no-progress", action="store_true", help="no progress bar (epoch table only)")
     train_command.add_argument("--no-plot", action="store_true", help="do not write learning_curves.png")
     train_command.add_argument(
@@ -262,6 +265,7 @@ def _train(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
             progress=not args.no_progress,
             plot=not args.no_plot,
             communicator=communicator,
+            weights_format="safetensors" if args.safetensors else "msgpack",
         )
     except KeyboardInterrupt:
         return _leave(communicator, 130)
