@@ -7,9 +7,10 @@ import pytest
 
 import composa
 from composa import Embed, LayerNorm, Relu, SerializationError, Softmax, chain, to_state_dict, with_array
+from composa import cli
 from composa.archive import MODEL_FILE, SAFETENSORS_FILE, save_weights
 from composa.errors import ArchiveError
-from composa.training import evaluate, train
+from composa.training import evaluate
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -148,11 +149,12 @@ def test_embed_tables_round_trip(tmp_path):
     numpy.testing.assert_array_equal(loaded.predict([ids])[0], model.predict([ids])[0])
 
 
-def test_archive_weights_as_safetensors_load_with_composa_load(tmp_path):
-    train(
-        None, tmp_path, progress=False, plot=False, weights_format="safetensors",
-        overrides={"training.max_epochs": 1, "model.*.hidden1.nO": 8, "model.*.hidden2.nO": 8},
-    )
+def test_composa_train_safetensors_keeps_an_archive_that_composa_load_reads(tmp_path):
+    status = cli.main([
+        "train", "--output", str(tmp_path), "--epochs", "1", "--safetensors", "--no-progress", "--no-plot",
+        "--model.*.hidden1.nO", "8", "--model.*.hidden2.nO", "8",
+    ])
+    assert status == 0
     assert (tmp_path / SAFETENSORS_FILE).is_file() and not (tmp_path / MODEL_FILE).exists()
     model = composa.load(tmp_path)
     _, (dev_X, dev_Y) = composa.datasets.digits()
