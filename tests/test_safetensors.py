@@ -1,6 +1,7 @@
 """safetensors files: model.to_safetensors / from_safetensors under the stable keys, all or nothing."""
 import json
 import re
+import sys
 
 import numpy
 import pytest
@@ -178,3 +179,10 @@ def test_an_archive_with_both_weights_files_is_refused(tmp_path):
     model.to_safetensors(tmp_path / SAFETENSORS_FILE)
     with pytest.raises(ArchiveError, match="holds both model.bin and model.safetensors"):
         composa.load(tmp_path)
+
+
+def test_without_the_package_the_error_says_which_extra_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # import safetensors now fails
+    model, _ = trained_mlp()
+    with pytest.raises(ImportError, match=re.escape("pip install 'composa[safetensors]'")):
+        model.to_safetensors(tmp_path / "mlp.safetensors")
