@@ -38,9 +38,12 @@ from .archive import (
     METRICS_FILE,
     MODEL_FILE,
     PLOT_FILE,
+    SAFETENSORS_FILE,
     STATE_FILE,
+    WEIGHTS_FILES,
     ArchiveError,
     load_config,
+    save_weights,
 )
 from .about import __version__
 from .config import Config, registry, with_overrides
@@ -108,18 +111,23 @@ def train(
     progress: bool = True,
     plot: bool = True,
     communicator: Optional[Communicator] = None,
+    weights_format: str = "msgpack",
 ) -> Dict[str, Any]:
     """Train the config's model on its data into `output_dir`; returns the last epoch's metrics.
 
     `on_epoch_end(metrics)` runs after each epoch's checkpoint is written; raising
     KeyboardInterrupt there stops training like Ctrl-C would (resume later). With a
     multi-process `communicator` (``composa.distributed.init_distributed()``) this process
-    is one rank of a data-parallel run.
+    is one rank of a data-parallel run. The best model is kept as model.bin, or as
+    model.safetensors with ``weights_format="safetensors"``.
     """
+    if weights_format not in WEIGHTS_FILES:
+        raise ConfigurationError(f"weights_format must be one of {sorted(WEIGHTS_FILES)}, got {weights_format!r}")
     output = Path(output_dir)
     communicator = communicator if communicator is not None else Communicator()
     reporter = _Reporter(console, progress, quiet=not communicator.is_main)
     run = _build_run(_prepare_config(config, output, seed, resume, force, overrides or {}), output, communicator)
+    run.weights_format = weights_format
     _restore_or_clear(run, resume, force, reporter)
     communicator.broadcast_params(run.model)
     _write_run_files(run)
@@ -201,7 +209,7 @@ def _prepare_config(
     force: bool,
     overrides: Dict[str, Any],
 ) -> Config:
-    has_run = (output / STATE_FILE).exists() or (output / MODEL_FILE).exists()
+    has_run = any((output / name).exists() for name in (STATE_FILE, MODEL_FILE, SAFETENSORS_FILE))
     if seed is not None:
         overrides = {**overrides, "training.seed": seed}
     if resume and (output / CONFIG_FILE).is_file():
@@ -300,6 +308,7 @@ class _Run:
     history: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     best: Dict[str, Any] = dataclasses.field(default_factory=lambda: {"dev_accuracy": -1.0, "epoch": 0})
     start_epoch: int = 1
+    weights_format: str = "msgpack"
 
 
 def _build_run(config: Config, output: Path, communicator: Optional[Communicator] = None) -> _Run:
@@ -361,7 +370,7 @@ def _restore_or_clear(run: _Run, resume: bool, force: bool, reporter: "_Reporter
         reporter.say(f"No checkpoint in {output} yet: starting from epoch 1")
     elif force and communicator.is_main:
         # A new run must never be resumed from, or mixed with, the files of the one it replaces.
-        for name in (STATE_FILE, MODEL_FILE, METRICS_FILE, META_FILE, PLOT_FILE):
+        for name in (STATE_FILE, MODEL_FILE, SAFETENSORS_FILE, METRICS_FILE, META_FILE, PLOT_FILE):
             (output / name).unlink(missing_ok=True)
 
 
@@ -636,7 +645,7 @@ def _write_epoch_files(run: _Run, metrics: Dict[str, Any]) -> None:
         return
     if metrics["best"]:
         with _averaged(run.model, run.optimizer):
-            run.model.to_disk(run.output / MODEL_FILE)
+            save_weights(run.model, run.output, run.weights_format)
     _write_checkpoint(
         run.output / STATE_FILE, run.model, run.optimizer, metrics["epoch"], run.history, run.best, rng_ranks
     )
@@ -651,7 +660,7 @@ def _finish(run: _Run, reporter: "_Reporter", plot: bool) -> Dict[str, Any]:
         reporter.say(plot_learning_curves(run.history, run.output / PLOT_FILE))
     reporter.say(
         f"Best dev accuracy {run.best['dev_accuracy']:.4f} at epoch {run.best['epoch']}; "
-        f"model saved in {run.output / MODEL_FILE}"
+        f"model saved in {run.output / WEIGHTS_FILES[run.weights_format]}"
     )
     metrics = run.history[-1] if run.history else {}
     return {**metrics, "best_dev_accuracy": run.best["dev_accuracy"], "best_epoch": run.best["epoch"]}

@@ -122,7 +122,7 @@ class Communicator:
         everyone = [json.loads(text) for text in self.all_gather_bytes(json.dumps(mine).encode("utf8"))]
         problem = first_difference(everyone)
         if problem:
-            raise DistributedError(f"the processes of this run do not match: {problem}")
+            raise DistributedError(f"the processes of this run do not match: {problem}", on_every_rank=True)
 
     def check_in_sync(self, model: Model) -> None:
         """Raise DistributedError on every rank when their weights are no longer bit-identical."""
@@ -135,7 +135,8 @@ class Communicator:
                 if mine != theirs:
                     raise DistributedError(
                         f"the ranks' weights have drifted apart: {slot.label} differs between rank 0 and "
-                        f"rank {rank}; every rank must apply identical updates (same optimizer, same code)"
+                        f"rank {rank}; every rank must apply identical updates (same optimizer, same code)",
+                        on_every_rank=True,
                     )
 
     def gather_objects(self, obj: Any) -> List[Any]:
