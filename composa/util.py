@@ -259,6 +259,7 @@ class ArrayInfo:
 
     @classmethod
     def from_array(cls, arr: Any) -> "ArrayInfo":
+        """The shape and dtype of `arr` (any array with `.shape` and `.dtype`)."""
         return cls(shape=tuple(arr.shape), dtype=arr.dtype)
 
     def check_consistency(self, arr: Any) -> None:
