@@ -1,9 +1,11 @@
 """The documentation site builds in strict mode and its API reference renders every public name.
 
 The site needs the `docs` extra (`pip install -e ".[docs]"`); without mkdocs these tests skip,
-except the docstring check, which needs nothing but composa. `.ci/run` builds the site once
+except the docstring checks (every export has one; every `>>>` example in them runs), which
+need nothing but composa. `.ci/run` builds the site once
 and points `COMPOSA_DOCS_SITE` at it, so CI does not build it twice.
 """
+import doctest
 import importlib
 import inspect
 import os
@@ -54,6 +56,29 @@ def test_every_exported_class_and_function_has_a_docstring(name, obj):
     if not obj.__module__.startswith("composa"):
         pytest.skip(f"{name} is {obj.__module__}'s, re-exported")
     assert (obj.__doc__ or "").strip(), f"composa.{name} has no docstring"
+
+
+def docstring_examples() -> list:
+    """Every `>>>` example in the docstrings of composa's exports (their methods included)."""
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    found = {}
+    for name, obj in exported_objects():
+        if obj.__module__.startswith("composa"):
+            for test in finder.find(obj, f"composa.{name}"):
+                if test.examples:
+                    found.setdefault(test.name, test)
+    return [found[name] for name in sorted(found)]
+
+
+def test_the_docstrings_have_examples():
+    assert len(docstring_examples()) >= 5
+
+
+@pytest.mark.parametrize("example", docstring_examples(), ids=lambda example: example.name)
+def test_docstring_example_runs(example):
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(example)
+    assert runner.summarize(verbose=False).failed == 0, f"{example.name}: see the doctest output above"
 
 
 def test_every_public_module_has_a_reference_page():
