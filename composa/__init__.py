@@ -24,6 +24,8 @@ from .errors import (
     PyTorchModuleError,
     SerializationError,
     ShapeMismatchError,
+    PredictionInputError,
+    UnknownLabelError,
     UnknownNameError,
     UnsetValueError,
 )
@@ -117,6 +119,8 @@ __all__ = [
     "OpIndexError",
     "PyTorchModuleError",
     "DistributedError",
+    "UnknownLabelError",
+    "PredictionInputError",
     # types
     "ArgsKwargs",
     "Padded",
