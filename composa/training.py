@@ -661,7 +661,8 @@ def _train_epoch(run: _Run, epoch: int, order: numpy.ndarray, reporter: "_Report
             step = {"epoch": epoch, "step": steps_before + number, "examples": len(index), "loss": loss / max(n_labels, 1)}
             _main_rank_callbacks(run, "on_step", step)
     if run.communicator.world_size > 1:
-        total_loss, total_labels = (float(value) for value in run.communicator.sum([total_loss, total_labels]))
+        summed = run.communicator.sum([total_loss, total_labels])
+        total_loss, total_labels = float(summed[0]), int(summed[1])
     return total_loss / max(total_labels, 1)
 
 
