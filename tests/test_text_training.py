@@ -233,3 +233,14 @@ def test_feature_row_runs_keep_working_with_the_predictor(tmp_path):
     predictor = Predictor.from_archive(output)
     answers = predictor.predict([numpy.zeros(64, dtype="float32")])
     assert 0 <= answers[0]["label"] < 10 and len(answers[0]["probabilities"]) == 10
+
+
+def test_a_text_run_on_two_processes_matches_one_process(tmp_path):
+    pytest.importorskip("torch")
+    flags = ["--no-progress", "--no-plot", "--training.max_epochs", "1", "--model.*.hidden.dropout", "0"]
+    one = composa_cli("train", "reviews", "--output", str(tmp_path / "one"), *flags)
+    two = composa_cli("train", "reviews", "--output", str(tmp_path / "two"), "--nproc", "2", *flags)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    rows = [json.loads((tmp_path / name / "metrics.jsonl").read_text()) for name in ("one", "two")]
+    for key in ("loss", "train_accuracy", "dev_accuracy", "dev_macro_f1"):
+        assert rows[1][key] == pytest.approx(rows[0][key], abs=1e-5)
