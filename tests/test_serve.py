@@ -201,6 +201,19 @@ def test_wrong_routes_and_methods_get_json_errors(server):
     assert "GET is not allowed on /predict" in answer["error"]
 
 
+def test_a_kept_alive_connection_is_answered_without_waiting_for_a_delayed_ack(server):
+    # Without TCP_NODELAY on the server's sockets, each answer on a kept-alive connection waits for the
+    # client's delayed ACK: at least 40 ms on Linux, against a few ms here.
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    latencies = []
+    for _ in range(20):
+        start = time.perf_counter()
+        assert server.predict({"text": TEXTS[0]}, connection=connection)[0] == 200
+        latencies.append(time.perf_counter() - start)
+    connection.close()
+    assert statistics.median(latencies) < 0.035
+
+
 def test_under_load_every_answer_is_correct_none_is_lost_and_requests_share_batches(server, expected):
     texts = list(expected)
     before = server.request("GET", "/health")[1]["batching"]
