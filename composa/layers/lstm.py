@@ -35,8 +35,8 @@ def LSTM(
     bi: bool = False,
     depth: int = 1,
     dropout: float = 0.0,
-    init_W: Callable = glorot_uniform_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
 ) -> Model[InT, OutT]:
     """LSTM over a time-major Padded batch: (T, B, nI) -> (T, B, nO); with `bi`, nO = 2 * hidden size."""
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
@@ -51,7 +51,7 @@ def LSTM(
     return Model(
         "lstm",
         forward,
-        init=partial(init, init_W, init_b),
+        init=partial(init, init_W or glorot_uniform_init, init_b or zero_init),
         dims={"nO": nO, "nI": nI, "depth": depth, "dirs": dirs},
         attrs={"registry_name": "LSTM.v1", "dropout_rate": dropout},
         params={"LSTM": None, "HC0": None},
