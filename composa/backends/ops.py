@@ -686,9 +686,9 @@ class Ops(OpsThincAliases):
 
     def backprop_reduce_first(self, d_firsts: Any, starts_ends: Any) -> Any:
         """Gradient of reduce_first: zeros except each sequence's first row."""
-        if starts_ends.size < 2:
+        if starts_ends.size < 1:  # an empty batch has the one offset [0], as reduce_first gives it
             raise ShapeMismatchError(
-                f"backprop_reduce_first: starts_ends needs B+1 >= 2 entries, got shape {tuple(starts_ends.shape)}"
+                f"backprop_reduce_first: starts_ends needs B+1 >= 1 entries, got shape {tuple(starts_ends.shape)}"
             )
         if d_firsts.shape[0] != starts_ends.size - 1:
             raise ShapeMismatchError(

@@ -20,8 +20,9 @@ from ..initializers import glorot_uniform_init, zero_init
 from ..model import Model
 from ..types import Floats1d, Padded
 from ..util import get_width, partial
+from .pytorchwrapper import PyTorchLSTM  # noqa: F401 -- Thinc's path: thinc.layers.lstm holds it too
 
-__all__ = ["LSTM"]
+__all__ = ["LSTM", "PyTorchLSTM"]
 
 InT = Padded
 OutT = Padded

@@ -10,7 +10,14 @@ from ..config import registry
 from ..errors import ConfigurationError
 from ..model import Model
 from ..types import Padded, Ragged
-from ._adapters import call_child, call_child_on_rows, empty_list_backprop, make_adapter, rows_of
+from ._adapters import (
+    call_child,
+    call_child_on_rows,
+    empty_list_backprop,
+    empty_padded_forward,
+    make_adapter,
+    rows_of,
+)
 
 __all__ = ["with_array", "with_array2d"]
 
@@ -65,6 +72,8 @@ def _ragged_forward(model: Model, X: Ragged, is_train: bool, as_2d: bool) -> Tup
 
 
 def _padded_forward(model: Model, X: Padded, is_train: bool, as_2d: bool) -> Tuple[Padded, Callable]:
+    if len(X.lengths) == 0:
+        return empty_padded_forward(model, X)
     call = call_child_on_rows if as_2d else call_child
     Y, backprop_layer = call(model, "with_array", X.data, is_train)
 
