@@ -4,12 +4,14 @@ Layout written by ``composa train --output DIR``::
 
     DIR/config.cfg            the full config (overrides and seed applied)
     DIR/model.bin             the best model's bytes (Model.to_disk: msgpack, atomic write)
+    DIR/model.safetensors     instead of model.bin with ``weights_format="safetensors"``
+                              (``composa train --safetensors``): the params only, Model.to_safetensors
     DIR/meta.json             composa version, input width, class count, best dev accuracy
     DIR/training_state.bin    last checkpoint for --resume (model, optimizer, epoch, RNG states)
     DIR/metrics.jsonl         one JSON object per epoch
     DIR/learning_curves.png   loss and accuracy per epoch
 
-:func:`load` reads only ``config.cfg`` and ``model.bin``: it builds the ``[model]``
+:func:`load` reads only ``config.cfg`` and the weights file: it builds the ``[model]``
 section through the registry and loads the weights into it. Nothing is unpickled.
 """
 import json
@@ -20,15 +22,28 @@ from .config import Config, registry
 from .errors import ArchiveError, SerializationError
 from .model import Model
 
-__all__ = ["ArchiveError", "load", "load_config", "build_model", "CONFIG_FILE", "MODEL_FILE", "META_FILE"]
+__all__ = [
+    "ArchiveError",
+    "load",
+    "load_config",
+    "build_model",
+    "save_weights",
+    "CONFIG_FILE",
+    "MODEL_FILE",
+    "SAFETENSORS_FILE",
+    "WEIGHTS_FILES",
+    "META_FILE",
+]
 
 CONFIG_FILE = "config.cfg"
 MODEL_FILE = "model.bin"
+SAFETENSORS_FILE = "model.safetensors"
+# The file each weights format is kept in; a directory holds exactly one of them.
+WEIGHTS_FILES = {"msgpack": MODEL_FILE, "safetensors": SAFETENSORS_FILE}
 META_FILE = "meta.json"
 STATE_FILE = "training_state.bin"
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "learning_curves.png"
-
 
 
 def load(path: Union[str, Path]) -> Model:
@@ -36,11 +51,12 @@ def load(path: Union[str, Path]) -> Model:
     directory = _directory(path)
     config = load_config(directory)
     model = build_model(config, where=str(directory / CONFIG_FILE))
-    model_path = directory / MODEL_FILE
-    if not model_path.is_file():
-        raise ArchiveError(f"{directory} has no {MODEL_FILE}: was training interrupted before the first epoch ended?")
+    model_path = weights_path(directory)
     try:
-        model.from_disk(model_path)
+        if model_path.name == SAFETENSORS_FILE:
+            model.from_safetensors(model_path)
+        else:
+            model.from_disk(model_path)
     except SerializationError as error:
         raise ArchiveError(
             f"{model_path} does not fit the [model] section of {directory / CONFIG_FILE}: {error}"
@@ -49,6 +65,36 @@ def load(path: Union[str, Path]) -> Model:
     if unset:
         raise ArchiveError(f"{model_path} leaves params unset: {', '.join(unset[:5])}")
     return model
+
+
+def weights_path(directory: Path) -> Path:
+    """The one weights file of a training directory (model.bin or model.safetensors)."""
+    present = [directory / name for name in WEIGHTS_FILES.values() if (directory / name).is_file()]
+    if not present:
+        raise ArchiveError(
+            f"{directory} has no {MODEL_FILE} or {SAFETENSORS_FILE}: was training interrupted before the first epoch ended?"
+        )
+    if len(present) > 1:
+        raise ArchiveError(
+            f"{directory} holds both {MODEL_FILE} and {SAFETENSORS_FILE}, so which is the trained model is unclear: "
+            f"delete the stale one"
+        )
+    return present[0]
+
+
+def save_weights(model: Model, directory: Union[str, Path], weights_format: str = "msgpack") -> Path:
+    """Write `model`'s weights into training directory `directory` in `weights_format`; removes the other format's file."""
+    if weights_format not in WEIGHTS_FILES:
+        raise ArchiveError(f"unknown weights format {weights_format!r}: expected one of {sorted(WEIGHTS_FILES)}")
+    path = Path(directory) / WEIGHTS_FILES[weights_format]
+    if weights_format == "safetensors":
+        model.to_safetensors(path)
+    else:
+        model.to_disk(path)
+    for name in WEIGHTS_FILES.values():
+        if name != path.name:
+            (Path(directory) / name).unlink(missing_ok=True)
+    return path
 
 
 def load_config(path: Union[str, Path]) -> Config:

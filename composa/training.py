@@ -13,6 +13,12 @@ byte-identical to those of a run that was never interrupted.
 ``_run_epoch`` = ``_train_epoch`` (a ``_train_step`` per batch) + ``_evaluate_epoch``,
 and ``_finish``. Only ``_restore_or_clear`` (which deletes the files of a replaced run),
 the ``_write_*`` functions and ``_finish`` change the output directory.
+
+Given a ``communicator`` (see :mod:`composa.distributed`), the same loop runs data-parallel:
+every rank builds the run, the ranks check at start-up that they built the same thing,
+each step trains on this rank's slice of the global batch and all-reduces the gradients
+before the update, evaluation is split across the ranks, and only rank 0 writes files
+and prints.
 """
 import dataclasses
 import json
@@ -32,12 +38,16 @@ from .archive import (
     METRICS_FILE,
     MODEL_FILE,
     PLOT_FILE,
+    SAFETENSORS_FILE,
     STATE_FILE,
+    WEIGHTS_FILES,
     ArchiveError,
     load_config,
+    save_weights,
 )
 from .about import __version__
 from .config import Config, registry, with_overrides
+from .distributed import Communicator
 from .errors import ConfigurationError, SerializationError, ShapeMismatchError
 from .model import Model
 from .serialize import msgpack_dumps, msgpack_loads, read_bytes, write_bytes_atomic
@@ -100,22 +110,38 @@ def train(
     console: Any = None,
     progress: bool = True,
     plot: bool = True,
+    communicator: Optional[Communicator] = None,
+    weights_format: str = "msgpack",
 ) -> Dict[str, Any]:
     """Train the config's model on its data into `output_dir`; returns the last epoch's metrics.
 
     `on_epoch_end(metrics)` runs after each epoch's checkpoint is written; raising
-    KeyboardInterrupt there stops training like Ctrl-C would (resume later).
+    KeyboardInterrupt there stops training like Ctrl-C would (resume later). With a
+    multi-process `communicator` (``composa.distributed.init_distributed()``) this process
+    is one rank of a data-parallel run. The best model is kept as model.bin, or as
+    model.safetensors with ``weights_format="safetensors"``.
     """
+    if weights_format not in WEIGHTS_FILES:
+        raise ConfigurationError(f"weights_format must be one of {sorted(WEIGHTS_FILES)}, got {weights_format!r}")
     output = Path(output_dir)
-    reporter = _Reporter(console, progress)
-    run = _build_run(_prepare_config(config, output, seed, resume, force, overrides or {}), output)
+    communicator = communicator if communicator is not None else Communicator()
+    reporter = _Reporter(console, progress, quiet=not communicator.is_main)
+    run = _build_run(_prepare_config(config, output, seed, resume, force, overrides or {}), output, communicator)
+    run.weights_format = weights_format
     _restore_or_clear(run, resume, force, reporter)
+    communicator.broadcast_params(run.model)
     _write_run_files(run)
+    if communicator.world_size > 1:
+        reporter.say(
+            f"Data-parallel on {communicator.world_size} processes ({communicator.backend}): each global batch "
+            f"of {run.settings['batch_size']} rows is split across them"
+        )
     try:
         _run_epochs(run, reporter, on_epoch_end)
     except KeyboardInterrupt:
         reporter.stop()
-        reporter.say(f"Interrupted. Continue with: composa train --output {output} --resume")
+        ranks = f" --nproc {communicator.world_size}" if communicator.world_size > 1 else ""
+        reporter.say(f"Interrupted. Continue with: composa train --output {output} --resume{ranks}")
         raise
     return _finish(run, reporter, plot)
 
@@ -183,7 +209,7 @@ def _prepare_config(
     force: bool,
     overrides: Dict[str, Any],
 ) -> Config:
-    has_run = (output / STATE_FILE).exists() or (output / MODEL_FILE).exists()
+    has_run = any((output / name).exists() for name in (STATE_FILE, MODEL_FILE, SAFETENSORS_FILE))
     if seed is not None:
         overrides = {**overrides, "training.seed": seed}
     if resume and (output / CONFIG_FILE).is_file():
@@ -278,13 +304,19 @@ class _Run:
     dev_X: numpy.ndarray
     dev_Y: numpy.ndarray
     n_classes: int
+    communicator: Communicator = dataclasses.field(default_factory=Communicator)
     history: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     best: Dict[str, Any] = dataclasses.field(default_factory=lambda: {"dev_accuracy": -1.0, "epoch": 0})
     start_epoch: int = 1
+    weights_format: str = "msgpack"
 
 
-def _build_run(config: Config, output: Path) -> _Run:
-    """Build the config's data, model, optimizer and loss (seeded) and initialise the model on a sample."""
+def _build_run(config: Config, output: Path, communicator: Optional[Communicator] = None) -> _Run:
+    """Build the config's data, model, optimizer and loss (seeded) and initialise the model on a sample.
+
+    With several ranks, checks that every rank built the same (config, param shapes, data).
+    """
+    communicator = communicator if communicator is not None else Communicator()
     interpolated = config.interpolate()
     settings = _training_settings(interpolated)
     resolved = _resolve_sections(interpolated, settings["seed"])
@@ -294,10 +326,14 @@ def _build_run(config: Config, output: Path) -> _Run:
     seed_random_generators(settings["seed"])
     sample = slice(0, settings["init_sample_size"])
     model.initialize(X=model.ops.asarray(train_X[sample]), Y=_one_hot(model, train_Y[sample], n_classes))
+    communicator.check_same(model, config=config, data=(train_X, train_Y, dev_X, dev_Y))
+    if communicator.rank:
+        # Dropout masks of different ranks must not repeat each other (rank 0 draws as one process would).
+        seed_random_generators(settings["seed"] + 7919 * communicator.rank)
     return _Run(
         output=output, config=config, settings=settings, model=model, optimizer=resolved["optimizer"],
         loss_fn=resolved.get("loss"), train_X=train_X, train_Y=train_Y, dev_X=dev_X, dev_Y=dev_Y,
-        n_classes=n_classes,
+        n_classes=n_classes, communicator=communicator,
     )
 
 
@@ -319,15 +355,22 @@ def _resolve_sections(interpolated: Config, seed: int) -> Dict[str, Any]:
 
 def _restore_or_clear(run: _Run, resume: bool, force: bool, reporter: "_Reporter") -> None:
     """Continue from the output's checkpoint when resuming; with `force`, delete the replaced run's files."""
-    output = run.output
-    if resume and (output / STATE_FILE).is_file():
-        run.start_epoch, run.history, run.best = _restore_checkpoint(output / STATE_FILE, run.model, run.optimizer)
+    output, communicator = run.output, run.communicator
+    # Rank 0 reads the checkpoint and sends it, so the other ranks need not see its disk.
+    has_state = communicator.is_main and resume and (output / STATE_FILE).is_file()
+    state = read_bytes(output / STATE_FILE, what="training state") if has_state else b""
+    if communicator.world_size > 1 and resume:
+        state = communicator.broadcast_bytes(state if communicator.is_main else None)
+    if state:
+        run.start_epoch, run.history, run.best = _restore_checkpoint(
+            state, output / STATE_FILE, run.model, run.optimizer, communicator
+        )
         reporter.say(f"Resuming from the checkpoint after epoch {run.start_epoch - 1} in {output}")
     elif resume:
         reporter.say(f"No checkpoint in {output} yet: starting from epoch 1")
-    elif force:
+    elif force and communicator.is_main:
         # A new run must never be resumed from, or mixed with, the files of the one it replaces.
-        for name in (STATE_FILE, MODEL_FILE, METRICS_FILE, META_FILE, PLOT_FILE):
+        for name in (STATE_FILE, MODEL_FILE, SAFETENSORS_FILE, METRICS_FILE, META_FILE, PLOT_FILE):
             (output / name).unlink(missing_ok=True)
 
 
@@ -395,11 +438,24 @@ def _train_epoch(run: _Run, order: numpy.ndarray, reporter: "_Reporter") -> floa
         index = order[start : start + batch_size]
         total_loss += _train_step(run, index)
         reporter.advance(len(index))
+    if run.communicator.world_size > 1:
+        total_loss = float(run.communicator.sum([total_loss])[0])
     return total_loss / len(order)
 
 
 def _train_step(run: _Run, index: numpy.ndarray) -> float:
-    """Forward, loss and backprop on the training rows `index`, then update; returns their summed cross-entropy."""
+    """Backprop on this rank's share of the global batch `index`, average gradients, update; returns its summed cross-entropy."""
+    rows = run.communicator.shard(index)
+    loss = _backprop_rows(run, rows) if len(rows) else 0.0
+    run.communicator.all_reduce_gradients(run.model, share=len(rows) / len(index))
+    run.model.finish_update(run.optimizer)
+    if hasattr(run.optimizer, "step_schedules"):
+        run.optimizer.step_schedules()
+    return loss
+
+
+def _backprop_rows(run: _Run, index: numpy.ndarray) -> float:
+    """Forward, loss and backprop on the training rows `index`; returns their summed cross-entropy."""
     model = run.model
     X = model.ops.asarray(run.train_X[index])
     truths = _one_hot(model, run.train_Y[index], run.n_classes)
@@ -410,16 +466,26 @@ def _train_step(run: _Run, index: numpy.ndarray) -> float:
         d_guesses = (guesses - truths) / len(index)
     loss = _cross_entropy_sum(model, guesses, truths)
     backprop(d_guesses)
-    model.finish_update(run.optimizer)
-    if hasattr(run.optimizer, "step_schedules"):
-        run.optimizer.step_schedules()
     return loss
 
 
 def _evaluate_epoch(run: _Run) -> Tuple[float, float]:
     """Train and dev accuracy, with the optimizer's parameter averages when it keeps them."""
+    communicator = run.communicator
     with _averaged(run.model, run.optimizer):
-        return accuracy(run.model, run.train_X, run.train_Y), accuracy(run.model, run.dev_X, run.dev_Y)
+        if communicator.world_size == 1:
+            return accuracy(run.model, run.train_X, run.train_Y), accuracy(run.model, run.dev_X, run.dev_Y)
+        # Each rank scores its slice of the rows; the correct counts add up to one process's.
+        splits = ((run.train_X, run.train_Y), (run.dev_X, run.dev_Y))
+        counts = communicator.sum([_count_correct(run.model, communicator.shard(X), communicator.shard(Y)) for X, Y in splits])
+    return tuple(float(count) / max(len(Y), 1) for count, (_, Y) in zip(counts, splits))  # type: ignore[return-value]
+
+
+def _count_correct(model: Model, X: numpy.ndarray, Y: numpy.ndarray) -> int:
+    """How many of the rows `X` the model gives its label's class the highest score."""
+    if len(Y) == 0:
+        return 0
+    return int((predict_numpy(model, X).argmax(axis=1) == Y).sum())
 
 
 def _one_hot(model: Model, labels: numpy.ndarray, n_classes: int) -> Any:
@@ -461,9 +527,15 @@ class _averaged:
 
 
 def _write_checkpoint(
-    path: Path, model: Model, optimizer: Any, epoch: int, history: List[Dict[str, Any]], best: Dict[str, Any]
+    path: Path,
+    model: Model,
+    optimizer: Any,
+    epoch: int,
+    history: List[Dict[str, Any]],
+    best: Dict[str, Any],
+    rng_ranks: Optional[List[Dict[str, Any]]] = None,
 ) -> None:
-    state = {
+    state: Dict[str, Any] = {
         "version": STATE_VERSION,
         "epoch": epoch,
         "model": model.to_bytes(),
@@ -472,11 +544,15 @@ def _write_checkpoint(
         "best": json.dumps(best),
         "rng": _rng_state(),
     }
+    if rng_ranks is not None:
+        state["rng_ranks"] = rng_ranks  # each rank's generators, so a distributed run resumes exactly
     write_bytes_atomic(path, msgpack_dumps(state))
 
 
-def _restore_checkpoint(path: Path, model: Model, optimizer: Any) -> Tuple[int, List[Dict[str, Any]], Dict[str, Any]]:
-    state = msgpack_loads(read_bytes(path, what="training state"))
+def _restore_checkpoint(
+    data: bytes, path: Path, model: Model, optimizer: Any, communicator: Communicator
+) -> Tuple[int, List[Dict[str, Any]], Dict[str, Any]]:
+    state = msgpack_loads(data)
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise ArchiveError(f"{path} is not a composa training state (version {STATE_VERSION})")
     try:
@@ -487,7 +563,9 @@ def _restore_checkpoint(path: Path, model: Model, optimizer: Any) -> Tuple[int, 
         load_optimizer_state(optimizer, model, state["optimizer"])
     except SerializationError as error:
         raise ArchiveError(f"{path}: the checkpointed optimizer state does not fit: {error}") from error
-    _set_rng_state(state["rng"])
+    ranks = state.get("rng_ranks") or []
+    # each rank's own generators when the run resumes with as many ranks, else rank 0's
+    _set_rng_state(ranks[communicator.rank] if len(ranks) == communicator.world_size else state["rng"])
     return int(state["epoch"]) + 1, json.loads(state["history"]), json.loads(state["best"])
 
 
@@ -545,18 +623,32 @@ def load_optimizer_state(optimizer: Any, model: Model, state: Optional[bytes]) -
 
 
 def _write_run_files(run: _Run) -> None:
-    """Create the output directory and write the run's config and (so far) meta."""
+    """Create the output directory and write the run's config and (so far) meta (rank 0 only)."""
+    if not run.communicator.is_main:
+        return
     run.output.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(run.output / CONFIG_FILE, run.config.to_str().encode("utf8"))
     _write_meta(run.output, run.train_X.shape[1], run.n_classes, run.best)
 
 
 def _write_epoch_files(run: _Run, metrics: Dict[str, Any]) -> None:
-    """Write what an epoch leaves: the model when it is the best yet (averaged), the checkpoint, metrics and meta."""
+    """Write what an epoch leaves: the model when it is the best yet (averaged), the checkpoint, metrics and meta.
+
+    With several ranks, first checks that their weights are still identical and gathers
+    every rank's RNG state into the checkpoint; then rank 0 alone writes.
+    """
+    communicator, rng_ranks = run.communicator, None
+    if communicator.world_size > 1:
+        communicator.check_in_sync(run.model)
+        rng_ranks = [msgpack_loads(data) for data in communicator.all_gather_bytes(msgpack_dumps(_rng_state()))]
+    if not communicator.is_main:
+        return
     if metrics["best"]:
         with _averaged(run.model, run.optimizer):
-            run.model.to_disk(run.output / MODEL_FILE)
-    _write_checkpoint(run.output / STATE_FILE, run.model, run.optimizer, metrics["epoch"], run.history, run.best)
+            save_weights(run.model, run.output, run.weights_format)
+    _write_checkpoint(
+        run.output / STATE_FILE, run.model, run.optimizer, metrics["epoch"], run.history, run.best, rng_ranks
+    )
     _write_metrics(run.output, run.history)
     _write_meta(run.output, run.train_X.shape[1], run.n_classes, run.best)
 
@@ -564,11 +656,11 @@ def _write_epoch_files(run: _Run, metrics: Dict[str, Any]) -> None:
 def _finish(run: _Run, reporter: "_Reporter", plot: bool) -> Dict[str, Any]:
     """Stop the progress bar, plot the learning curves, say where the best model is; returns the summary."""
     reporter.stop()
-    if plot:
+    if plot and run.communicator.is_main:
         reporter.say(plot_learning_curves(run.history, run.output / PLOT_FILE))
     reporter.say(
         f"Best dev accuracy {run.best['dev_accuracy']:.4f} at epoch {run.best['epoch']}; "
-        f"model saved in {run.output / MODEL_FILE}"
+        f"model saved in {run.output / WEIGHTS_FILES[run.weights_format]}"
     )
     metrics = run.history[-1] if run.history else {}
     return {**metrics, "best_dev_accuracy": run.best["dev_accuracy"], "best_epoch": run.best["epoch"]}
@@ -593,9 +685,10 @@ def _write_meta(output: Path, n_features: int, n_classes: int, best: Dict[str, A
 class _Reporter:
     """Progress bar and per-epoch table with rich (plain lines when disabled)."""
 
-    def __init__(self, console: Any, progress: bool) -> None:
-        self.console = console if console is not None else Console()
-        self.enabled = progress
+    def __init__(self, console: Any, progress: bool, *, quiet: bool = False) -> None:
+        # The other ranks of a distributed run stay quiet: rank 0 reports for all of them.
+        self.console = Console(quiet=True) if quiet else (console if console is not None else Console())
+        self.enabled = progress and not quiet
         self.progress: Any = None
         self.task: Any = None
 
