@@ -168,9 +168,18 @@ def check_array_annotation(value: Any, annotation: Any) -> None:
 
 
 def _lengths_array(lengths: Any) -> Any:
-    if hasattr(lengths, "shape"):
-        return lengths
-    return numpy.asarray(lengths, dtype="int32").reshape((-1,))
+    """Ragged lengths as an int array: arrays are kept as given, lists converted; floats refused."""
+    array = lengths if hasattr(lengths, "shape") else numpy.asarray(lengths)
+    if array.size == 0 and not hasattr(lengths, "shape"):
+        return numpy.zeros((0,), dtype="int32")
+    if array.dtype.kind not in "iu":
+        raise ShapeMismatchError(f"Ragged: lengths must be integers, got {_describe_lengths(lengths, array)}")
+    return array if array is lengths else array.astype("int32").reshape((-1,))
+
+
+def _describe_lengths(lengths: Any, array: Any) -> str:
+    kind = "an array" if hasattr(lengths, "shape") else f"a {type(lengths).__name__}"
+    return f"{kind} of dtype {array.dtype}: {_to_host(array).reshape(-1).tolist()[:10]}"
 
 
 def _batch_indices(index: Any, size: int, container: str) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy
 
 from ..backends._lstm import Packing
-from ..checks import describe
+from ..checks import check_padded, describe
 from ..config import registry
 from ..errors import ConfigurationError, ShapeMismatchError
 from ..initializers import glorot_uniform_init, zero_init
@@ -263,6 +263,7 @@ def _check_input(model: Model, Xp: Any, nI: int) -> Any:
             f"the Padded batch has {data.shape[1]} columns but {len(Xp.lengths)} lengths",
             layer=model.name,
         )
+    check_padded(model.name, Xp)
     return data
 
 
