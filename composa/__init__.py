@@ -25,6 +25,8 @@ from .errors import (
     PyTorchModuleError,
     SerializationError,
     ShapeMismatchError,
+    PredictionInputError,
+    UnknownLabelError,
     UnknownNameError,
     UnsetValueError,
 )
@@ -121,6 +123,8 @@ __all__ = [
     "PyTorchModuleError",
     "DistributedError",
     "ExportError",
+    "UnknownLabelError",
+    "PredictionInputError",
     # types
     "ArgsKwargs",
     "Padded",

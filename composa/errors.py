@@ -30,6 +30,8 @@ __all__ = [
     "PyTorchModuleError",
     "DistributedError",
     "ExportError",
+    "UnknownLabelError",
+    "PredictionInputError",
 ]
 
 
@@ -132,6 +134,16 @@ class DataFileError(ComposaError, ValueError):
 
 class ArchiveError(ComposaError, ValueError):
     """A training directory is missing a file, or its files do not fit together."""
+
+
+class UnknownLabelError(ComposaError, KeyError):
+    """A label (or a token of a namespace without an OOV id) that the vocabulary does not hold."""
+
+    __str__ = ComposaError.__str__
+
+
+class PredictionInputError(ComposaError, ValueError):
+    """Input given to a predictor (or to ``composa serve``) that is not what the model reads."""
 
 
 class PyTorchModuleError(ComposaError, RuntimeError):
