@@ -15,43 +15,52 @@ from confection import Config
 
 __all__ = ["CONFECTION_1", "resolve_type_hints", "validate_type", "fill", "validate_resolved"]
 
+_validation: Any  # confection.validation, or None on 0.1.x
 try:  # confection >= 1.0 checks values against type hints itself
-    from confection.validation import resolve_type_hints, validate_type
+    from confection import validation as _validation
 
     CONFECTION_1 = True
 except ImportError:  # confection 0.1.x: pydantic is its dependency, v1 API (pydantic.v1 on pydantic 2)
+    _validation = None
     CONFECTION_1 = False
     try:
         from pydantic.v1 import BaseConfig, ValidationError, create_model
     except ImportError:  # pydantic 1 itself
         from pydantic import BaseConfig, ValidationError, create_model
 
-    def resolve_type_hints(func: Callable) -> Dict[str, Any]:  # type: ignore[misc]
-        """The function's type hints with forward references resolved; {} when they cannot be."""
-        module = sys.modules.get(getattr(func, "__module__", None) or "")
-        try:
-            return typing.get_type_hints(func, globalns=vars(module) if module else None)
-        except (NameError, AttributeError, TypeError, RecursionError):
-            return {}
-
     class _ArbitraryTypes(BaseConfig):
         arbitrary_types_allowed = True
 
-    @functools.lru_cache(maxsize=None)
-    def _checker(annotation: Any) -> Any:
-        return create_model("ConfigValue", value=(annotation, ...), __config__=_ArbitraryTypes)
 
-    def validate_type(value: Any, annotation: Any) -> Optional[str]:  # type: ignore[misc]
-        """None when `value` fits `annotation` (checked as confection 0.1.x checks), else why not."""
-        try:
-            checker = _checker(annotation)
-        except Exception:  # an annotation pydantic cannot express: confection would not check it either
-            return None
-        try:
-            checker(value=value)
-        except ValidationError as error:
-            return str(error.errors()[0].get("msg"))
+def resolve_type_hints(func: Callable) -> Dict[str, Any]:
+    """The function's type hints with forward references resolved; {} when they cannot be."""
+    if _validation is not None:
+        return _validation.resolve_type_hints(func)
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    try:
+        return typing.get_type_hints(func, globalns=vars(module) if module else None)
+    except (NameError, AttributeError, TypeError, RecursionError):
+        return {}
+
+
+def validate_type(value: Any, annotation: Any) -> Optional[str]:
+    """None when `value` fits `annotation` (as the installed confection checks it), else why not."""
+    if _validation is not None:
+        return _validation.validate_type(value, annotation)
+    try:
+        checker = _checker(annotation)
+    except Exception:  # an annotation pydantic cannot express: confection 0.1.x would not check it either
         return None
+    try:
+        checker(value=value)
+    except ValidationError as error:
+        return str(error.errors()[0].get("msg"))
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _checker(annotation: Any) -> Any:
+    return create_model("ConfigValue", value=(annotation, ...), __config__=_ArbitraryTypes)
 
 
 def fill(registry: Any, config: Any, *, schema: Any = None, validate: bool = True) -> Config:
