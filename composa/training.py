@@ -403,7 +403,7 @@ def _train_step(run: _Run, index: numpy.ndarray) -> float:
     model = run.model
     X = model.ops.asarray(run.train_X[index])
     truths = _one_hot(model, run.train_Y[index], run.n_classes)
-    guesses, backprop = model.begin_update(X)
+    guesses, backprop = model.begin_update(X, input_gradient=False)
     if run.loss_fn is not None:
         d_guesses, _ = run.loss_fn(guesses, truths)
     else:

@@ -40,9 +40,19 @@ class NumpyOps(NumpyOpsThincArgs, Ops):
         # `kernels` ("auto", "numba" or "numpy", default $COMPOSA_KERNELS) comes through
         # kwargs, so the signature stays Thinc's; after the first kernel call it names
         # the path in use ("numba" or "numpy").
-        self.kernels = resolve_choice(kwargs.pop("kernels", None))
+        self.kernels = self._kernel_choice = resolve_choice(kwargs.pop("kernels", None))
         self._kernel_module: Any = _UNLOADED
         super().__init__(device_type, device_id, use_blis=use_blis, **kwargs)
+
+    def __getstate__(self) -> dict:
+        # A module object does not pickle: an unpickled copy loads its kernels again.
+        state = dict(self.__dict__)
+        state.update(kernels=self._kernel_choice, _kernel_module=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._kernel_module = _UNLOADED
 
     @property
     def _kernel_functions(self) -> Optional[ModuleType]:
