@@ -294,6 +294,22 @@ def gather_add(table, indices, out):  # type: ignore[no-untyped-def]
 
 
 @kernel
+def segment_sum(X, lengths, out):  # type: ignore[no-untyped-def]
+    """``out[s] = sum of X's rows in sequence s`` for (N, O) X and (S,) lengths; 0 when empty."""
+    start = 0
+    for s in range(lengths.size):
+        row = out[s]
+        for j in range(row.size):
+            row[j] = 0
+        for i in range(start, start + lengths[s]):
+            source = X[i]
+            for j in range(row.size):
+                row[j] += source[j]
+        start += lengths[s]
+    return out
+
+
+@kernel
 def scatter_add_rows(table, indices, values):  # type: ignore[no-untyped-def]
     """``table[indices[i]] += values[i // (N / len(values))]``: (T, O) table, (N,) ids,
     (M, O) values with N a multiple of M (each value row feeds N / M consecutive ids)."""
@@ -312,6 +328,56 @@ def scatter_add_flat(table, indices, values):  # type: ignore[no-untyped-def]
     for i in range(indices.size):
         table[indices[i]] += values[i]
     return table
+
+
+# Hashing --------------------------------------------------------------------------------
+
+_U32 = numpy.uint32
+
+
+@inline
+def _mul32(a, b):  # type: ignore[no-untyped-def]
+    """a * b modulo 2**32 (numba widens uint32 products to 64 bits)."""
+    return _U32((numpy.uint64(a) * numpy.uint64(b)) & numpy.uint64(0xFFFFFFFF))
+
+
+@inline
+def _rotl32(x, r):  # type: ignore[no-untyped-def]
+    return _U32(((numpy.uint64(x) << numpy.uint64(r)) | (numpy.uint64(x) >> numpy.uint64(32 - r))) & numpy.uint64(0xFFFFFFFF))
+
+
+@inline
+def _fmix32(h):  # type: ignore[no-untyped-def]
+    h = _U32(h ^ (h >> _U32(16)))
+    h = _mul32(h, 0x85EBCA6B)
+    h = _U32(h ^ (h >> _U32(13)))
+    h = _mul32(h, 0xC2B2AE35)
+    return _U32(h ^ (h >> _U32(16)))
+
+
+@kernel
+def murmur3_uint64(keys, seed, out):  # type: ignore[no-untyped-def]
+    """MurmurHash3_x86_128 of each uint64 key's 8 bytes into (N, 4) uint32 `out` (as ``_murmur``)."""
+    base = _U32(seed ^ _U32(8))
+    for i in range(keys.size):
+        key = keys[i]
+        k1 = _mul32(_rotl32(_mul32(_U32(key & numpy.uint64(0xFFFFFFFF)), 0x239B961B), 15), 0xAB0E9789)
+        k2 = _mul32(_rotl32(_mul32(_U32(key >> numpy.uint64(32)), 0xAB0E9789), 16), 0x38B34AE5)
+        h1 = _U32(base ^ k1)
+        h2 = _U32(base ^ k2)
+        h3 = base
+        h4 = base
+        h1 = _U32(h1 + h2 + h3 + h4)
+        h2 = _U32(h2 + h1)
+        h3 = _U32(h3 + h1)
+        h4 = _U32(h4 + h1)
+        h1, h2, h3, h4 = _fmix32(h1), _fmix32(h2), _fmix32(h3), _fmix32(h4)
+        h1 = _U32(h1 + h2 + h3 + h4)
+        out[i, 0] = h1
+        out[i, 1] = _U32(h2 + h1)
+        out[i, 2] = _U32(h3 + h1)
+        out[i, 3] = _U32(h4 + h1)
+    return out
 
 
 # Optimizer ------------------------------------------------------------------------------

@@ -256,6 +256,14 @@ class NumpyOps(NumpyOpsThincArgs, Ops):
         out = numpy.empty((indices.shape[0], table.shape[1]), dtype=table.dtype)
         return module.gather_add(table, numpy.ascontiguousarray(indices), out)
 
+    def _segment_sum(self, X: Any, host_lengths: Any) -> Any:
+        """Per-sequence sums of rows; ``add.reduceat`` over axis 0 is slow, so a kernel when possible."""
+        module = self._kernels_for(X)
+        if module is None or X.ndim != 2:
+            return super()._segment_sum(X, host_lengths)
+        out = numpy.empty((len(host_lengths), X.shape[1]), dtype=X.dtype)
+        return module.segment_sum(X, numpy.ascontiguousarray(host_lengths, dtype="int64"), out)
+
     def scatter_add(self, table: Any, indices: Any, values: Any) -> Any:
         """In place ``table[indices] += values`` with duplicates accumulated; returns `table`.
 
@@ -283,6 +291,17 @@ class NumpyOps(NumpyOpsThincArgs, Ops):
         if rows.shape[0] != flat_ids.size:
             rows = numpy.repeat(rows, flat_ids.size // rows.shape[0], axis=0)
         return _scatter_rows_numpy(table, flat_ids, rows)
+
+    # Hashing ---------------------------------------------------------------------------
+
+    def hash(self, ids: Any, seed: int) -> Any:
+        """MurmurHash3 x86 128-bit of each uint64 id: (N, 4) uint32, one pass when compiled."""
+        module = self._kernel_functions
+        if module is None or type(ids) is not numpy.ndarray or ids.ndim != 1 or ids.dtype.kind not in "ui":
+            return super().hash(ids, seed)
+        out = numpy.empty((ids.shape[0], 4), dtype="uint32")
+        keys = numpy.ascontiguousarray(ids.astype("uint64", copy=False))
+        return module.murmur3_uint64(keys, numpy.uint32(int(seed) & 0xFFFFFFFF), out)
 
     # Optimizer ---------------------------------------------------------------------------
 

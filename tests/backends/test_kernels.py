@@ -70,6 +70,26 @@ def test_table_kernels_match_numpy_add_at_with_duplicates(dtype):
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_sequence_sums_match_the_numpy_path_with_empty_sequences(dtype):
+    compiled, plain = NumpyOps(kernels="numba"), NumpyOps(kernels="numpy")
+    X, lengths = sample((9, 4), dtype, 5), numpy.asarray([3, 0, 5, 1, 0], dtype="int32")
+    for op in ("reduce_sum", "reduce_mean"):
+        result = getattr(compiled, op)(X, lengths)
+        assert result.dtype == X.dtype and not result[[1, 4]].any()
+        numpy.testing.assert_allclose(result, getattr(plain, op)(X, lengths), **TOL[dtype])
+
+
+@needs_numba
+@pytest.mark.parametrize("seed", [0, 7, 2**32 - 1])
+def test_hash_kernel_gives_the_same_bits_as_the_numpy_path(seed):
+    ids = numpy.random.default_rng(seed).integers(0, 2**64 - 1, size=1000, dtype="uint64", endpoint=True)
+    compiled = NumpyOps(kernels="numba").hash(ids, seed)
+    assert compiled.dtype == numpy.uint32 and compiled.shape == (1000, 4)
+    numpy.testing.assert_array_equal(compiled, NumpyOps(kernels="numpy").hash(ids, seed))
+
+
+@needs_numba
 def test_adam_kernel_matches_the_numpy_step_and_zeroes_the_gradient():
     arrays = [sample((50,), "float32", seed) for seed in range(4)]
     arrays[3] = numpy.abs(arrays[3])
