@@ -21,10 +21,11 @@ def numpy_ops_on_the_numpy_path():
 
 # Every op test runs on the base Ops, on NumpyOps with the compiled kernels (when numba
 # is installed) and on NumpyOps's pure-numpy path, so both paths are checked against torch.
-OPS_FACTORIES = [Ops, NumpyOps, numpy_ops_on_the_numpy_path] + ([CupyOps] if has_cupy_gpu else [])
+# CupyOps is always a parameter, marked gpu, so `pytest -m gpu` selects its cases (skipped without one).
+OPS_PARAMS = [Ops, NumpyOps, numpy_ops_on_the_numpy_path, pytest.param(CupyOps, marks=pytest.mark.gpu)]
 
 
-@pytest.fixture(params=OPS_FACTORIES, ids=lambda factory: "NumpyOps-numpy-path" if factory is numpy_ops_on_the_numpy_path else factory.__name__)
+@pytest.fixture(params=OPS_PARAMS, ids=lambda factory: "NumpyOps-numpy-path" if factory is numpy_ops_on_the_numpy_path else factory.__name__)
 def ops(request):
     return request.param()
 
