@@ -76,7 +76,7 @@ def xp2torch(xp_tensor: Any, requires_grad: bool = False, device: Any = None) ->
     if type(xp_tensor) is numpy.ndarray and type(device) is torch.device and device.type == "cpu":
         tensor = _cpu_view(torch, xp_tensor)
         if tensor is not None:  # the wrapper's common case: no device move, no type checks
-            if requires_grad and tensor.is_floating_point():
+            if requires_grad and (tensor.is_floating_point() or tensor.is_complex()):
                 tensor.requires_grad_()
             return tensor
     if isinstance(xp_tensor, torch.Tensor):
