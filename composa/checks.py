@@ -13,8 +13,9 @@ the root is run by ``Model.__call__``, which names itself with
 ``try`` (free in CPython 3.11 when nothing raises), not :func:`child_errors`, whose
 generator costs about a microsecond per use; initialisation uses the latter.
 """
+import contextvars
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy
 
@@ -27,7 +28,30 @@ __all__ = [
     "check_padded",
     "child_errors",
     "name_unnamed_error",
+    "input_gradient_unwanted",
+    "call_without_input_gradient",
 ]
+
+# The node whose input gradient nobody will read during the current backprop (the first
+# layer of a model given data): ``Model.begin_update(X, input_gradient=False)`` names
+# the root, chain hands it on to its first child, and weight layers skip ``dZ @ W``.
+_UNWANTED_INPUT_GRADIENT: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "composa_unwanted_input_gradient", default=None
+)
+
+
+def input_gradient_unwanted(model: Any) -> bool:
+    """Whether the backprop now running may return None instead of `model`'s input gradient."""
+    return _UNWANTED_INPUT_GRADIENT.get() is model
+
+
+def call_without_input_gradient(model: Any, callback: Callable[[Any], Any], dY: Any) -> Any:
+    """``callback(dY)``, telling `model` (the node the callback belongs to) that its input gradient is unwanted."""
+    token = _UNWANTED_INPUT_GRADIENT.set(model)
+    try:
+        return callback(dY)
+    finally:
+        _UNWANTED_INPUT_GRADIENT.reset(token)
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from typing import (
 from . import model_io, safetensors_io
 from ._ids import next_id
 from .backends import CupyOps, NumpyOps, Ops, get_current_ops
-from .checks import name_unnamed_error
+from .checks import call_without_input_gradient, name_unnamed_error
 from .errors import (
     ComposaError,
     ConfigurationError,
@@ -402,9 +402,20 @@ class Model(ModelThincAccessors, Generic[InT, OutT]):
 
         return Y, named_backprop
 
-    def begin_update(self, X: InT) -> Tuple[OutT, Callable]:
-        """Run forward in training mode: the output and its backprop callback."""
-        return self(X, is_train=True)
+    def begin_update(self, X: InT, *, input_gradient: bool = True) -> Tuple[OutT, Callable]:
+        """Run forward in training mode: the output and its backprop callback.
+
+        With ``input_gradient=False`` (X is data, as in a training loop) the callback may
+        return None instead of d(input), and the first weight layer skips computing it.
+        """
+        Y, backprop = self(X, is_train=True)
+        if input_gradient:
+            return Y, backprop
+
+        def backprop_without_input_gradient(dY: Any) -> Any:
+            return call_without_input_gradient(self, backprop, dY)
+
+        return Y, backprop_without_input_gradient
 
     def predict(self, X: InT) -> OutT:
         """Run forward in inference mode: the output only."""

@@ -694,7 +694,7 @@ def _backprop_rows(run: _Run, index: numpy.ndarray) -> Tuple[float, int]:
     model = run.model
     X = to_device(model, take(run.train_X, index))
     truths = _one_hot(model, flatten_labels(take(run.train_Y, index)), run.n_classes)
-    guesses, backprop = model.begin_update(X)
+    guesses, backprop = model.begin_update(X, input_gradient=False)
     flat = flatten_outputs(model, guesses)  # tagging: every token's row, sentence after sentence
     if run.loss_fn is not None:
         d_flat, _ = run.loss_fn(flat, truths)

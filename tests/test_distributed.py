@@ -182,7 +182,7 @@ def test_an_exception_on_one_rank_stops_every_rank_and_is_printed_once(tmp_path,
     started = time.monotonic()
     result = train_with_fault(fault_cfg, tmp_path / "run", "raise")
     assert result.returncode == 1
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 90  # far below the 300 s collective timeout: nobody waited for it
     assert result.stderr.count("ZeroDivisionError: injected failure on purpose") == 1
     assert "composa train: rank 1 failed (exit status 1); the other 1 rank(s) stopped" in result.stderr
     assert "rank 0 stopped: lost contact with the other ranks" in result.stderr

@@ -107,13 +107,25 @@ def check_gemm(x: Any, y: Any, trans1: bool, trans2: bool) -> Tuple[Any, Any]:
     return a, b
 
 
+def check_gemm_out(a: Any, b: Any, out: Any) -> None:
+    """Raise unless `out` is an array of the shape of ``a @ b`` (for an accumulating gemm)."""
+    expected = (a.shape[0], b.shape[1])
+    if out is None or tuple(out.shape) != expected:
+        raise ShapeMismatchError(
+            f"gemm: accumulate needs out of shape {expected}, got {None if out is None else tuple(out.shape)}"
+        )
+
+
 def check_scatter_values(table: Any, indices: Any, values: Any) -> None:
-    """Raise unless `values` has one row of `table`'s shape per index: ``indices.shape + table.shape[1:]``."""
+    """Raise unless `values` has one row of `table`'s shape per index: ``indices.shape + table.shape[1:]``,
+    or a shape that broadcasts to it (as for ``numpy.add.at``), e.g. (B, 1, O) for (B, K) ids."""
     expected = tuple(indices.shape) + tuple(table.shape[1:])
-    if tuple(values.shape) != expected:
+    shape = tuple(values.shape)
+    broadcasts = len(shape) == len(expected) and all(v in (1, e) for v, e in zip(shape, expected))
+    if not broadcasts:
         raise ShapeMismatchError(
             f"scatter_add: values should have shape {expected} for indices of shape "
-            f"{tuple(indices.shape)} and table {tuple(table.shape)}, got {tuple(values.shape)}"
+            f"{tuple(indices.shape)} and table {tuple(table.shape)}, got {shape}"
         )
 
 

@@ -135,9 +135,16 @@ def _forward_steps(
     tanh_C = ops.alloc((N, nH), dtype=dtype, zeros=False)
     batch = plan.batch
     recurrent = ops.alloc((batch, 4 * nH), dtype=dtype, zeros=False)
-    product = ops.alloc((batch, nH), dtype=dtype, zeros=False)
     hp = ops.alloc((batch, nH), dtype=dtype, zeros=False)
     cp = ops.alloc((batch, nH), dtype=dtype, zeros=False)
+    kernels = ops._kernels_for(acts, W_hh_T, h0, c0) if N else None
+    if kernels is not None:
+        sizes, offsets = plan.host_arrays()
+        kernels.lstm_forward_steps(
+            acts, W_hh_T, h0, c0, sizes, offsets, direction == 1, Y, C, tanh_C, hp, cp, recurrent
+        )
+        return Y, acts, C, tanh_C
+    product = ops.alloc((batch, nH), dtype=dtype, zeros=False)
     hp[...] = h0
     cp[...] = c0
     prev_start, prev_size = 0, 0
@@ -182,18 +189,25 @@ def _backward_steps(
     dtype = acts.dtype
     batch = plan.batch
     # (1 - a) (a + k) is s (1 - s) for the sigmoid gates (k = 0) and 1 - g**2 for g (k = 1).
-    shift = xp.asarray(numpy.repeat(numpy.asarray([0.0, 0.0, 0.0, 1.0], dtype=dtype), nH))
     dG = ops.alloc((N, 4 * nH), dtype=dtype, zeros=False)
+    dh_prev = ops.alloc((batch, nH), dtype=dtype, zeros=False)
+    dc_prev = ops.alloc((batch, nH), dtype=dtype, zeros=False)
+    dh0 = ops.alloc((nH,), dtype=dtype)
+    dc0 = ops.alloc((nH,), dtype=dtype)
+    kernels = ops._kernels_for(acts, C, tanh_C, c0, W_hh) if N and dY.dtype == dtype else None
+    if kernels is not None:
+        sizes, offsets = plan.host_arrays()
+        kernels.lstm_backward_steps(
+            xp.ascontiguousarray(dY), acts, C, tanh_C, c0, W_hh, sizes, offsets, direction == 1, dG, dh0, dc0, dh_prev, dc_prev
+        )
+        return dG, dh0, dc0
+    shift = xp.asarray(numpy.repeat(numpy.asarray([0.0, 0.0, 0.0, 1.0], dtype=dtype), nH))
     derivative = ops.alloc((batch, 4 * nH), dtype=dtype, zeros=False)
     scratch = ops.alloc((batch, 4 * nH), dtype=dtype, zeros=False)
     factors = ops.alloc((batch, 4, nH), dtype=dtype, zeros=False)
     dh = ops.alloc((batch, nH), dtype=dtype, zeros=False)
     dc = ops.alloc((batch, nH), dtype=dtype, zeros=False)
-    dh_prev = ops.alloc((batch, nH), dtype=dtype, zeros=False)
-    dc_prev = ops.alloc((batch, nH), dtype=dtype, zeros=False)
     cp = ops.alloc((batch, nH), dtype=dtype, zeros=False)
-    dh0 = ops.alloc((nH,), dtype=dtype)
-    dc0 = ops.alloc((nH,), dtype=dtype)
     carried = 0  # rows of this step that receive dh_prev, dc_prev from the step after it
     order = plan.step_order(direction)[::-1]
     for position, t in enumerate(order):
@@ -294,6 +308,10 @@ class Plan:
         entries = self._slices[layer, direction]
         arrays = [params[s].reshape(shape) for s, shape in entries]
         return arrays[0], arrays[1], arrays[2], arrays[3], [s for s, _ in entries]
+
+    def host_arrays(self) -> Tuple[Any, Any]:
+        """The sizes and offsets as int64 numpy arrays (for the compiled step loops)."""
+        return numpy.asarray(self.sizes, dtype="int64"), numpy.asarray(self.offsets, dtype="int64")
 
     def step_order(self, direction: int) -> List[int]:
         """The steps in the order `direction` (0 forward, 1 reverse) visits them."""

@@ -77,12 +77,19 @@ class CupyOps(Ops):
         return super().to_numpy(data, byte_order=byte_order)
 
     def gemm(
-        self, x: Any, y: Any, out: Any = None, trans1: bool = False, trans2: bool = False
+        self,
+        x: Any,
+        y: Any,
+        out: Any = None,
+        trans1: bool = False,
+        trans2: bool = False,
+        *,
+        accumulate: bool = False,
     ) -> Any:
         """``op(x) @ op(y)`` with cuBLAS; numpy inputs are an error (they would be copied silently)."""
         if isinstance(x, numpy.ndarray) or isinstance(y, numpy.ndarray):
             raise ShapeMismatchError("gemm (CupyOps): got a numpy array; move it with ops.asarray first")
-        return super().gemm(x, y, out=out, trans1=trans1, trans2=trans2)
+        return super().gemm(x, y, out=out, trans1=trans1, trans2=trans2, accumulate=accumulate)
 
     # Activations with fused kernels ----------------------------------------------
 

@@ -4,6 +4,7 @@
 can do better. Layers never call numpy or cupy directly: they call ``model.ops``.
 """
 import itertools
+import threading
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -15,6 +16,7 @@ from . import _lstm
 from ._checks import (
     check_fits,
     check_gemm,
+    check_gemm_out,
     check_indices,
     check_lengths,
     check_ndim,
@@ -38,6 +40,10 @@ class Ops(OpsThincAliases):
     def __init__(self, device_type: str = "cpu", device_id: int = -1, **kwargs: Any) -> None:
         self.device_type = device_type
         self.device_id = device_id
+
+    def _kernels_for(self, *arrays: Any) -> Any:
+        """The compiled kernels that can take `arrays` (see NumpyOps), or None: the base has none."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device_type={self.device_type!r}, device_id={self.device_id})"
@@ -81,10 +87,22 @@ class Ops(OpsThincAliases):
     # Linear algebra --------------------------------------------------------------
 
     def gemm(
-        self, x: Any, y: Any, out: Any = None, trans1: bool = False, trans2: bool = False
+        self,
+        x: Any,
+        y: Any,
+        out: Any = None,
+        trans1: bool = False,
+        trans2: bool = False,
+        *,
+        accumulate: bool = False,
     ) -> Any:
-        """``op(x) @ op(y)`` where op transposes when `trans1`/`trans2`; written into `out` if given."""
+        """``op(x) @ op(y)`` where op transposes when `trans1`/`trans2`; written into `out` if
+        given, or added to it with `accumulate` (how weight layers sum their gradients)."""
         a, b = check_gemm(x, y, trans1, trans2)
+        if accumulate:
+            check_gemm_out(a, b, out)
+            out += a @ b
+            return out
         if out is None:
             return a @ b
         self.xp.matmul(a, b, out=out)
@@ -1042,7 +1060,9 @@ class Ops(OpsThincAliases):
         """In place exponential moving average: ``ema -= (1 - decay) (ema - weights)``."""
         check_same_shape("update_averages", ema, weights, "ema", "weights")
         decay = min((1.0 + t) / (10.0 + t), max_decay)
-        ema -= (1.0 - decay) * (ema - weights)
+        difference = self.xp.subtract(ema, weights, out=self._scratch(ema.shape, ema.dtype))
+        difference *= 1.0 - decay
+        ema -= difference
 
     def adam(
         self,
@@ -1059,14 +1079,20 @@ class Ops(OpsThincAliases):
         """One in-place Adam step (bias correction pre-applied to `learn_rate`); zeroes `gradient`."""
         for name, array in (("gradient", gradient), ("mom1", mom1), ("mom2", mom2)):
             check_same_shape("adam", weights, array, "weights", name)
+        xp = self.xp
+        # One scratch buffer, reused across calls: fresh temporaries of a large param's
+        # size cost page faults on every step.
+        scratch = self._scratch(weights.shape, weights.dtype)
         mom1 *= beta1
-        mom1 += (1.0 - beta1) * gradient
+        mom1 += xp.multiply(gradient, 1.0 - beta1, out=scratch)
         mom2 *= beta2
-        mom2 += (1.0 - beta2) * (gradient * gradient)
-        step = self.xp.sqrt(mom2)
+        step = xp.multiply(gradient, gradient, out=scratch)
+        step *= 1.0 - beta2
+        mom2 += step
+        step = xp.sqrt(mom2, out=scratch)
         step *= mod_rate
         step += eps
-        self.xp.divide(mom1, step, out=step)
+        xp.divide(mom1, step, out=step)
         step *= learn_rate
         weights -= step
         gradient.fill(0)
@@ -1074,10 +1100,27 @@ class Ops(OpsThincAliases):
 
     def clip_gradient(self, gradient: Any, threshold: float) -> Any:
         """In place: rescale `gradient` to L2 norm `threshold` if its norm is larger."""
-        norm = float(self.xp.sqrt((gradient * gradient).sum()))
+        flat = gradient.reshape(-1)
+        norm = float(self.xp.sqrt(self.xp.vdot(flat, flat)))
         if norm >= threshold and norm > 0:
             gradient *= threshold / norm
         return gradient
+
+    def _scratch(self, shape: Tuple[int, ...], dtype: Any) -> Any:
+        """An uninitialised array of `shape` from this thread's reusable buffer for `dtype`.
+
+        Valid until the next ``_scratch`` call in the same thread; the buffer grows to the
+        largest size asked for and is kept.
+        """
+        buffers = getattr(_SCRATCH, "buffers", None)
+        if buffers is None:
+            buffers = _SCRATCH.buffers = {}
+        size = int(numpy.prod(shape, dtype="int64"))
+        key = (self.xp.__name__, numpy.dtype(dtype).str)
+        buffer = buffers.get(key)
+        if buffer is None or buffer.size < size:
+            buffer = buffers[key] = self.xp.empty((size,), dtype=dtype)
+        return buffer[:size].reshape(shape)
 
     def logloss(self, y_true: Any, y_pred: Any) -> Any:
         """Elementwise binary log loss (predictions clipped away from 0 and 1)."""
@@ -1165,6 +1208,8 @@ class Ops(OpsThincAliases):
 
 
 _ERF_CACHE: Dict[Any, Any] = {}
+# Per-thread scratch buffers of Ops._scratch, by (array module, dtype).
+_SCRATCH = threading.local()
 
 
 def _scipy_erf(xp: Any) -> Any:

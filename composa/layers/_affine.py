@@ -7,7 +7,7 @@ followed by an elementwise :class:`Activation`, run by :func:`dense_forward`.
 """
 from typing import Any, Callable, NamedTuple, Optional, Tuple
 
-from ..checks import check_gradient_shape, check_input_width
+from ..checks import check_gradient_shape, check_input_width, input_gradient_unwanted
 from ..model import Model
 from ..types import Floats2d
 from ..util import get_width
@@ -57,10 +57,18 @@ def draw_affine_params(init_W: Callable, init_b: Callable, model: Model) -> Mode
 
 
 def backprop_affine(model: Model, dZ: Any, X: Any, W: Any) -> Any:
-    """Add the gradients of ``Z = X @ W.T + b`` into dW and db; return dX = dZ @ W."""
+    """Add the gradients of ``Z = X @ W.T + b`` into dW and db; return dX = dZ @ W, or None
+    when nobody reads it (the first layer of ``begin_update(X, input_gradient=False)``)."""
+    ops = model.ops
     model.inc_grad("b", dZ.sum(axis=0))
-    model.inc_grad("W", model.ops.gemm(dZ, X, trans1=True))
-    return model.ops.gemm(dZ, W)
+    dW = model.maybe_get_grad("W")
+    if dW is None:
+        model.set_grad("W", ops.gemm(dZ, X, trans1=True))
+    else:  # one BLAS call adds into the gradient: no product array of W's size per step
+        ops.gemm(dZ, X, out=dW, trans1=True, accumulate=True)
+    if input_gradient_unwanted(model):
+        return None
+    return ops.gemm(dZ, W)
 
 
 def dense_forward(

@@ -2,7 +2,7 @@
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..config import registry
-from ..checks import child_errors
+from ..checks import call_without_input_gradient, child_errors, input_gradient_unwanted
 from ..errors import ComposaError, ConfigurationError
 from ..model import Model
 from ._combine import output_width
@@ -62,9 +62,14 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
         callbacks.append(layer_backprop)
 
     def backprop(dY: Any) -> Any:
+        # The first child's input is the chain's: unwanted if the chain's is.
+        first_unwanted = input_gradient_unwanted(model)
         for i in range(len(callbacks) - 1, -1, -1):
             try:
-                dY = callbacks[i](dY)
+                if i == 0 and first_unwanted:
+                    dY = call_without_input_gradient(model.layers[0], callbacks[0], dY)
+                else:
+                    dY = callbacks[i](dY)
             except ComposaError as error:
                 error.push_parent("chain", i, model.layers[i].name)
                 raise

@@ -57,7 +57,7 @@ def forward(model: Model[Any, Floats2d], X: Any, is_train: bool) -> Tuple[Floats
 
     def scatter(dE: Floats2d, dY: Floats2d) -> None:
         if rows.size:
-            # One pass: row i of dY goes to each of its N_HASHES table rows.
-            ops.scatter_add(dE, ops.reshape1(rows, rows.size), ops.xp.repeat(dY, N_HASHES, axis=0))
+            # Row i of dY goes to each of its N_HASHES table rows; broadcast, not repeated.
+            ops.scatter_add(dE, rows, dY[:, None, :])
 
     return finish_lookup(model, X, ops.gather_add(E, rows), is_train, scatter)

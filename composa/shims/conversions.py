@@ -72,7 +72,13 @@ def xp2torch(xp_tensor: Any, requires_grad: bool = False, device: Any = None) ->
     through DLPack (no copy); a copy is made only when moving between devices or when
     the array is read-only or has negative strides, which torch cannot view.
     """
-    torch = require_torch("xp2torch")
+    torch = sys.modules.get("torch") or require_torch("xp2torch")
+    if type(xp_tensor) is numpy.ndarray and type(device) is torch.device and device.type == "cpu":
+        tensor = _cpu_view(torch, xp_tensor)
+        if tensor is not None:  # the wrapper's common case: no device move, no type checks
+            if requires_grad and (tensor.is_floating_point() or tensor.is_complex()):
+                tensor.requires_grad_()
+            return tensor
     if isinstance(xp_tensor, torch.Tensor):
         tensor = xp_tensor
     elif is_cupy_array(xp_tensor):
@@ -105,8 +111,10 @@ def torch2xp(torch_tensor: Any, *, ops: Any = None) -> Any:
     arrays via DLPack. numpy has no bfloat16, so bfloat16 tensors come back as float32
     (a copy).
     """
-    torch = require_torch("torch2xp")
+    torch = sys.modules.get("torch") or require_torch("torch2xp")
     tensor = torch_tensor.detach()
+    if tensor.device.type == "cpu" and tensor.dtype != torch.bfloat16 and getattr(ops, "name", None) != "cupy":
+        return tensor.numpy()  # the common case: a view, without the checks below
     if tensor.dtype == torch.bfloat16:
         tensor = tensor.float()
     target = None if ops is None else getattr(ops, "name", None)
@@ -120,3 +128,14 @@ def torch2xp(torch_tensor: Any, *, ops: Any = None) -> Any:
 
         return cupy.asarray(array)
     return array
+
+
+def _cpu_view(torch: Any, array: Any) -> Any:
+    """``torch.from_numpy(array)`` when torch can view it as is (writeable, no negative
+    strides, a dtype torch has); None otherwise, for xp2torch's general path."""
+    if not array.flags.writeable or (array.ndim and min(array.strides) < 0):
+        return None
+    try:
+        return torch.from_numpy(array)
+    except TypeError:
+        return None

@@ -13,6 +13,7 @@ torch is imported only when a shim is created or used.
 """
 import contextlib
 import io
+import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy
@@ -75,12 +76,33 @@ class PyTorchShim(Shim):
         self._deserialize_model = (
             deserialize_model if deserialize_model is not None else default_deserialize_model
         )
+        # Switching train/eval mode mutates the module: calls that switch it run one at a
+        # time, so a predict never runs in another call's train mode (dropout, BatchNorm
+        # batch statistics and running-stat updates) and vice versa.
+        self._mode_lock = threading.RLock()
+        # (module, parameter): found once, not by scanning the parameters on every access
+        self._first_param: Optional[Tuple[Any, Any]] = None
+        self._uniform_mode: Optional[Tuple[Any, bool]] = None
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # A copy gets its own lock and finds its own module's first parameter and mode.
+        state = dict(self.__dict__)
+        state.update(_mode_lock=None, _first_param=None, _uniform_mode=None)
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._mode_lock = threading.RLock()
 
     @property
     def device(self) -> Any:
         """The torch device of the module's first parameter (or the configured device)."""
+        first = self._first_param
+        if first is not None and first[0] is self._model:
+            return first[1].device
         if self._model is not None:
             for tensor in self._model.parameters():
+                self._first_param = (self._model, tensor)
                 return tensor.device
         return self._device
 
@@ -103,24 +125,26 @@ class PyTorchShim(Shim):
         import torch  # lazy: torch is optional
 
         _check_inputs(inputs)
-        saved_modes = _switch_mode(self._model, training=False)
-        try:
-            with torch.no_grad(), self._autocast():
-                return self._model(*inputs.args, **inputs.kwargs)
-        finally:
-            _restore_mode(saved_modes)
+        with self._mode_lock:
+            saved_modes = self._switch_mode(training=False)
+            try:
+                with torch.no_grad(), self._autocast():
+                    return self._model(*inputs.args, **inputs.kwargs)
+            finally:
+                _restore_mode(saved_modes)
 
     def begin_update(self, inputs: ArgsKwargs) -> Tuple[Any, Callable[[ArgsKwargs], ArgsKwargs]]:
         """Run the module in train mode recording the graph; backprop takes ArgsKwargs for autograd.backward."""
         import torch  # lazy: torch is optional
 
         _check_inputs(inputs)
-        saved_modes = _switch_mode(self._model, training=True)
-        try:
-            with self._autocast():
-                output = self._model(*inputs.args, **inputs.kwargs)
-        finally:
-            _restore_mode(saved_modes)
+        with self._mode_lock:
+            saved_modes = self._switch_mode(training=True)
+            try:
+                with self._autocast():
+                    output = self._model(*inputs.args, **inputs.kwargs)
+            finally:
+                _restore_mode(saved_modes)
 
         def backprop(grads: ArgsKwargs) -> Any:
             scaler = self._grad_scaler
@@ -140,6 +164,20 @@ class PyTorchShim(Shim):
             return convert_recursive(_is_grad_leaf, take_grad, inputs)
 
         return output, backprop
+
+    def _switch_mode(self, training: bool) -> List[Tuple[Any, bool]]:
+        """Put the module in train/eval mode; return the submodules changed, with their old mode.
+
+        Walking every submodule costs microseconds per call, so a module found wholly in
+        one mode is remembered and the walk is skipped while its root keeps that mode
+        (``module.train()``/``eval()`` on the root changes it and so triggers a walk).
+        """
+        model = self._model
+        if self._uniform_mode == (model, training) and model.training == training:
+            return []
+        changed = _switch_mode(model, training)
+        self._uniform_mode = None if changed else (model, training)
+        return changed
 
     def _autocast(self) -> Any:
         import torch  # lazy: torch is optional

@@ -1,0 +1,119 @@
+"""The compiled kernels against NumpyOps's pure-numpy path, and the switch between them."""
+import numpy
+import pytest
+
+from composa.backends import NumpyOps
+from composa.errors import ConfigurationError
+
+from conftest import HAS_NUMBA
+
+needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed")
+FLOATS = ["float32", "float64"]
+TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14)}
+
+# name: call(ops, X, dY) for each op with a compiled kernel
+OPS_WITH_KERNELS = {
+    "relu": lambda o, X, dY: o.relu(X),
+    "backprop_relu": lambda o, X, dY: o.backprop_relu(dY, o.relu(X)),
+    "sigmoid": lambda o, X, dY: o.sigmoid(X),
+    "backprop_sigmoid": lambda o, X, dY: o.backprop_sigmoid(dY, o.sigmoid(X)),
+    "swish": lambda o, X, dY: o.swish(X),
+    "backprop_swish": lambda o, X, dY: o.backprop_swish(dY, X, o.swish(X)),
+    "gelu": lambda o, X, dY: o.gelu(X),
+    "backprop_gelu": lambda o, X, dY: o.backprop_gelu(dY, X),
+    "hard_swish_mobilenet": lambda o, X, dY: o.hard_swish_mobilenet(X),
+    "backprop_hard_swish_mobilenet": lambda o, X, dY: o.backprop_hard_swish_mobilenet(dY, X),
+    "softmax": lambda o, X, dY: o.softmax(X),
+    "backprop_softmax": lambda o, X, dY: o.backprop_softmax(o.softmax(X), dY),
+}
+
+
+def sample(shape, dtype, seed, scale=4.0):
+    return (numpy.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name", sorted(OPS_WITH_KERNELS))
+def test_each_kernel_matches_the_numpy_path(name, dtype):
+    compiled, plain = NumpyOps(kernels="numba"), NumpyOps(kernels="numpy")
+    # odd sizes exercise the vector tails; relu's kernel only runs from 4096 values
+    shape = (67, 71) if name.endswith("relu") else (37, 19)
+    X, dY = sample(shape, dtype, 1), sample(shape, dtype, 2)
+    result = OPS_WITH_KERNELS[name](compiled, X, dY)
+    assert compiled.kernels == "numba" and plain.kernels == "numpy"
+    assert result.dtype == X.dtype and result.shape == X.shape
+    numpy.testing.assert_allclose(result, OPS_WITH_KERNELS[name](plain, X, dY), **TOL[dtype])
+
+
+@needs_numba
+def test_float32_exp_is_accurate_over_its_whole_range_and_keeps_nan():
+    ops = NumpyOps(kernels="numba")
+    X = numpy.linspace(-87.0, 87.0, 100001, dtype="float32")
+    expected = 1.0 / (1.0 + numpy.exp(-X.astype("float64")))
+    numpy.testing.assert_allclose(ops.sigmoid(X), expected, rtol=4e-7, atol=0)
+    assert numpy.isnan(ops.sigmoid(numpy.asarray([numpy.nan], dtype="float32"))).all()
+    assert numpy.isnan(ops.relu(numpy.asarray([numpy.nan], dtype="float32"))).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_table_kernels_match_numpy_add_at_with_duplicates(dtype):
+    ops = NumpyOps(kernels="numba")
+    table = sample((6, 5), dtype, 3)
+    ids = numpy.asarray([[0, 3, 3, 5], [5, 5, 1, 0], [2, 2, 2, 2]], dtype="int32")
+    numpy.testing.assert_allclose(ops.gather_add(table, ids), table[ids].sum(axis=1), **TOL[dtype])
+    rows = sample((3, 5), dtype, 4)
+    expected = table.copy()
+    numpy.add.at(expected, ids, rows[:, None, :])
+    numpy.testing.assert_allclose(ops.scatter_add(table.copy(), ids, rows[:, None, :]), expected, **TOL[dtype])
+    plain = NumpyOps(kernels="numpy").scatter_add(table.copy(), ids, rows[:, None, :])
+    numpy.testing.assert_allclose(plain, expected, **TOL[dtype])
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_sequence_sums_match_the_numpy_path_with_empty_sequences(dtype):
+    compiled, plain = NumpyOps(kernels="numba"), NumpyOps(kernels="numpy")
+    X, lengths = sample((9, 4), dtype, 5), numpy.asarray([3, 0, 5, 1, 0], dtype="int32")
+    for op in ("reduce_sum", "reduce_mean"):
+        result = getattr(compiled, op)(X, lengths)
+        assert result.dtype == X.dtype and not result[[1, 4]].any()
+        numpy.testing.assert_allclose(result, getattr(plain, op)(X, lengths), **TOL[dtype])
+
+
+@needs_numba
+def test_adam_kernel_matches_the_numpy_step_and_zeroes_the_gradient():
+    arrays = [sample((50,), "float32", seed) for seed in range(4)]
+    arrays[3] = numpy.abs(arrays[3])
+    expected = [a.copy() for a in arrays]
+    NumpyOps(kernels="numba").adam(*arrays, 0.9, 0.999, 1e-8, 0.01, 1.5)
+    NumpyOps(kernels="numpy").adam(*expected, 0.9, 0.999, 1e-8, 0.01, 1.5)
+    for got, want in zip(arrays, expected):
+        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert not arrays[1].any()
+
+
+def test_non_contiguous_and_integer_arrays_take_the_numpy_path():
+    ops = NumpyOps()
+    X = sample((8, 6), "float32", 5)
+    numpy.testing.assert_array_equal(ops.relu(X[:, ::2]), numpy.maximum(X[:, ::2], 0))
+    numpy.testing.assert_array_equal(ops.relu(numpy.arange(-3, 3)), numpy.maximum(numpy.arange(-3, 3), 0))
+
+
+def test_an_unknown_kernel_choice_is_refused(monkeypatch):
+    with pytest.raises(ConfigurationError, match="COMPOSA_KERNELS / kernels must be one of"):
+        NumpyOps(kernels="fortran")
+    monkeypatch.setenv("COMPOSA_KERNELS", "numpy")
+    ops = NumpyOps()
+    ops.relu(numpy.ones((2, 2), dtype="float32"))
+    assert ops.kernels == "numpy"
+
+
+def test_gemm_accumulate_adds_the_product_into_out_without_copying_it():
+    ops = NumpyOps()
+    a, b = sample((32, 7), "float32", 6), sample((32, 9), "float32", 7)
+    out = numpy.ones((7, 9), dtype="float32")
+    result = ops.gemm(a, b, out=out, trans1=True, accumulate=True)
+    assert result is out
+    numpy.testing.assert_allclose(out, 1.0 + a.T @ b, rtol=1e-5, atol=1e-5)
