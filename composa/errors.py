@@ -28,6 +28,8 @@ __all__ = [
     "ConfigError",
     "ArchiveError",
     "PyTorchModuleError",
+    "UnknownLabelError",
+    "PredictionInputError",
 ]
 
 
@@ -122,6 +124,16 @@ class DataFileError(ComposaError, ValueError):
 
 class ArchiveError(ComposaError, ValueError):
     """A training directory is missing a file, or its files do not fit together."""
+
+
+class UnknownLabelError(ComposaError, KeyError):
+    """A label (or a token of a namespace without an OOV id) that the vocabulary does not hold."""
+
+    __str__ = ComposaError.__str__
+
+
+class PredictionInputError(ComposaError, ValueError):
+    """Input given to a predictor (or to ``composa serve``) that is not what the model reads."""
 
 
 class PyTorchModuleError(ComposaError, RuntimeError):
