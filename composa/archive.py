@@ -4,6 +4,8 @@ Layout written by ``composa train --output DIR``::
 
     DIR/config.cfg            the full config (overrides and seed applied)
     DIR/model.bin             the best model's bytes (Model.to_disk: msgpack, atomic write)
+    DIR/model.safetensors     instead of model.bin with ``weights_format="safetensors"``
+                              (``composa train --safetensors``): the params only, Model.to_safetensors
     DIR/vocab.json            the vocabulary, for text data (JSON)
     DIR/code/NAME.py          the files given with --code, their sha256 listed in meta.json
     DIR/meta.json             composa version, task, labels, vocabulary sizes, best score, code hashes
@@ -11,7 +13,8 @@ Layout written by ``composa train --output DIR``::
     DIR/metrics.jsonl         one JSON object per epoch
     DIR/learning_curves.png   loss and accuracy per epoch
 
-:func:`load` reads ``config.cfg``, ``vocab.json`` and ``model.bin``: it builds the
+:func:`load` reads ``config.cfg``, ``vocab.json`` and the weights file (``model.bin`` or
+``model.safetensors``): it builds the
 ``[model]`` section through the registry (with the vocabulary current, for ``@vocab``
 sizes) and loads the weights into it. Nothing is unpickled, and archived code is
 imported only when asked (``trust_code=True``): without it, a config naming layers
@@ -40,11 +43,14 @@ __all__ = [
     "load_config",
     "load_vocabulary",
     "build_model",
+    "save_weights",
     "archive_code",
     "import_code",
     "missing_registrations",
     "CONFIG_FILE",
     "MODEL_FILE",
+    "SAFETENSORS_FILE",
+    "WEIGHTS_FILES",
     "META_FILE",
     "VOCAB_FILE",
     "CODE_DIR",
@@ -52,6 +58,9 @@ __all__ = [
 
 CONFIG_FILE = "config.cfg"
 MODEL_FILE = "model.bin"
+SAFETENSORS_FILE = "model.safetensors"
+# The file each weights format is kept in; a directory holds exactly one of them.
+WEIGHTS_FILES = {"msgpack": MODEL_FILE, "safetensors": SAFETENSORS_FILE}
 META_FILE = "meta.json"
 STATE_FILE = "training_state.bin"
 METRICS_FILE = "metrics.jsonl"
@@ -105,11 +114,12 @@ def load_vocabulary(path: Union[str, Path]) -> Optional[Vocabulary]:
 
 
 def _load_weights(directory: Path, model: Model) -> None:
-    model_path = directory / MODEL_FILE
-    if not model_path.is_file():
-        raise ArchiveError(f"{directory} has no {MODEL_FILE}: was training interrupted before the first epoch ended?")
+    model_path = weights_path(directory)
     try:
-        model.from_disk(model_path)
+        if model_path.name == SAFETENSORS_FILE:
+            model.from_safetensors(model_path)
+        else:
+            model.from_disk(model_path)
     except SerializationError as error:
         raise ArchiveError(
             f"{model_path} does not fit the [model] section of {directory / CONFIG_FILE}: {error}"
@@ -228,6 +238,36 @@ def _import_file(location: Path, what: str, module_name: Optional[str] = None) -
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def weights_path(directory: Path) -> Path:
+    """The one weights file of a training directory (model.bin or model.safetensors)."""
+    present = [directory / name for name in WEIGHTS_FILES.values() if (directory / name).is_file()]
+    if not present:
+        raise ArchiveError(
+            f"{directory} has no {MODEL_FILE} or {SAFETENSORS_FILE}: was training interrupted before the first epoch ended?"
+        )
+    if len(present) > 1:
+        raise ArchiveError(
+            f"{directory} holds both {MODEL_FILE} and {SAFETENSORS_FILE}, so which is the trained model is unclear: "
+            f"delete the stale one"
+        )
+    return present[0]
+
+
+def save_weights(model: Model, directory: Union[str, Path], weights_format: str = "msgpack") -> Path:
+    """Write `model`'s weights into training directory `directory` in `weights_format`; removes the other format's file."""
+    if weights_format not in WEIGHTS_FILES:
+        raise ArchiveError(f"unknown weights format {weights_format!r}: expected one of {sorted(WEIGHTS_FILES)}")
+    path = Path(directory) / WEIGHTS_FILES[weights_format]
+    if weights_format == "safetensors":
+        model.to_safetensors(path)
+    else:
+        model.to_disk(path)
+    for name in WEIGHTS_FILES.values():
+        if name != path.name:
+            (Path(directory) / name).unlink(missing_ok=True)
+    return path
 
 
 def load_config(path: Union[str, Path]) -> Config:

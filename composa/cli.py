@@ -1,18 +1,22 @@
 """The ``composa`` command: train, evaluate and predict from configs and training directories.
 
-    composa train [CONFIG] --output DIR [--seed N] [--epochs N] [--resume] [--dry-run] [--section.key VALUE ...]
+    composa train [CONFIG] --output DIR [--seed N] [--epochs N] [--resume] [--dry-run] [--safetensors] [--nproc N] [--section.key VALUE ...]
     composa evaluate DIR [DATA] [--json] [--trust-code]
     composa predict DIR INPUT [--output FILE] [--probabilities] [--trust-code]
     composa serve DIR [--port N] [--max-batch-size N] [--max-wait-ms MS] [--trust-code]
     composa config [CONFIG] [--section.key VALUE ...]
+    composa export DIR --onnx FILE
 
 Without CONFIG, ``train`` uses the bundled default (an MLP on scikit-learn's digits);
 ``composa train reviews`` trains the bundled text classifier.
 """
 import argparse
+import importlib.util
 import io
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -22,11 +26,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from .about import __version__
-from .archive import Archive, import_code, load_archive
+from .archive import Archive, import_code, load, load_archive, read_meta
 from .backends import require_gpu
 from .config import check_config, registry
 from .datasets import read_features, read_labelled
-from .errors import ComposaError, ShapeMismatchError
+from .distributed import (
+    DEFAULT_TIMEOUT,
+    LAUNCHED_VARIABLE,
+    STOPPED_STATUS,
+    Communicator,
+    exit_process,
+    init_distributed,
+    launch_workers,
+)
+from .errors import ComposaError, ConfigurationError, ShapeMismatchError
+from .export import export_onnx
 from .metrics import default_metrics, plot_confusion_matrix
 from .predictor import ROWS, TAGGING, Predictor
 from .readers import TextDataset, featurize
@@ -39,8 +53,10 @@ EPILOG = """examples:
   composa train --output runs/digits
   composa train my.cfg --output runs/mine --seed 1 --training.max_epochs 20
   composa train --output runs/digits --resume --training.max_epochs 20
+  composa train --output runs/digits --nproc 2
   composa evaluate runs/digits
   composa predict runs/digits rows.csv --output predictions.jsonl
+  composa export runs/digits --onnx digits.onnx
   composa train reviews --output runs/reviews
   composa predict runs/reviews texts.txt --probabilities
   composa serve runs/reviews --port 8000
@@ -52,6 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     arguments, override_tokens = _split_overrides(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(arguments)
+    args.argv = arguments + override_tokens  # what `--nproc` hands its workers
     if args.command is None:
         parser.print_help()
         return 2
@@ -60,8 +77,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if overrides and args.command not in ("train", "config"):
             raise ValueError(f"{args.command} takes no config overrides, got {' '.join(override_tokens)}")
         import_code(getattr(args, "code", []))
-        if getattr(args, "gpu_id", -1) >= 0:
-            require_gpu(args.gpu_id)
+        if getattr(args, "gpu_id", -1) >= 0 and not _launches_workers(args):
+            # each local rank of a distributed run takes the next GPU, as torchrun's LOCAL_RANK says
+            require_gpu(args.gpu_id + int(os.environ.get("LOCAL_RANK") or 0))
         return args.handler(args, overrides)
     except KeyboardInterrupt:
         return 130
@@ -157,8 +175,19 @@ def _parser() -> argparse.ArgumentParser:
     train_command.add_argument("--epochs", type=int, help="number of epochs (sets training.max_epochs)")
     train_command.add_argument("--resume", action="store_true", help="continue from DIR's last checkpoint")
     train_command.add_argument("--force", action="store_true", help="overwrite a training run already in DIR")
+    train_command.add_argument(
+        "--safetensors", action="store_true", help="keep the best model as DIR/model.safetensors, not model.bin"
+    )
     train_command.add_argument("--no-progress", action="store_true", help="no progress bar (epoch table only)")
     train_command.add_argument("--no-plot", action="store_true", help="do not write learning_curves.png")
+    train_command.add_argument(
+        "--nproc", type=int, default=1, metavar="N",
+        help="train data-parallel in N local processes (needs torch; under torchrun, leave it out)",
+    )
+    train_command.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help=f"distributed runs: how long a rank waits for the others before giving up (default {DEFAULT_TIMEOUT:g})",
+    )
     _add_gpu_option(train_command)
     train_command.set_defaults(handler=_train)
 
@@ -220,6 +249,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     config_command.add_argument("config", nargs="?", help="a .cfg file (default: the bundled composa/default.cfg)")
     config_command.set_defaults(handler=_config)
+
+    export_command = commands.add_parser(
+        "export", help="write a trained model in another format (ONNX)",
+        description="Write the model in DIR as an ONNX graph taking (batch, n_features) float32 rows, "
+        "checked with onnx.checker and, when installed, onnxruntime (needs composa[onnx]).",
+    )
+    _add_directory_argument(export_command)
+    export_command.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    export_command.set_defaults(handler=_export)
     return parser
 
 
@@ -255,6 +293,9 @@ def _train(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
         return 0
     if args.output is None:
         raise ValueError("train needs --output DIR (or --dry-run)")
+    if _launches_workers(args):
+        return _launch(args)
+    communicator = init_distributed(timeout=args.timeout)
     try:
         train(
             args.config,
@@ -265,11 +306,59 @@ def _train(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
             overrides=overrides,
             progress=not args.no_progress,
             plot=not args.no_plot,
+            communicator=communicator,
+            weights_format="safetensors" if args.safetensors else "msgpack",
             code=args.code,
         )
     except KeyboardInterrupt:
-        return 130
+        return _leave(communicator, 130)
+    except BaseException as error:
+        if communicator.world_size == 1:
+            raise
+        _report_rank_failure(communicator, error)
+        return _leave(communicator, STOPPED_STATUS if getattr(error, "lost_contact", False) else 1)
+    communicator.close()
     return 0
+
+
+def _launches_workers(args: argparse.Namespace) -> bool:
+    """True for `composa train --nproc N` itself (not for the workers it starts)."""
+    return getattr(args, "nproc", 1) > 1 and LAUNCHED_VARIABLE not in os.environ
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """`--nproc N`: check that this can work, then run N workers with the same arguments."""
+    if "WORLD_SIZE" in os.environ:
+        raise ConfigurationError("--nproc starts its own worker processes; under torchrun, leave --nproc out")
+    if importlib.util.find_spec("torch") is None:
+        raise ConfigurationError(
+            f"--nproc {args.nproc} trains through torch.distributed, and PyTorch is not installed: "
+            "pip install 'composa[torch]'"
+        )
+    return launch_workers(args.nproc, args.argv)
+
+
+def _report_rank_failure(communicator: Communicator, error: BaseException) -> None:
+    """Print a rank's error once for the whole run; a rank that only lost contact says so in one line."""
+    rank = communicator.rank
+    if getattr(error, "lost_contact", False):
+        print(f"composa train: rank {rank} stopped: {error}", file=sys.stderr)
+    elif getattr(error, "on_every_rank", False):
+        if rank == 0:  # every rank raised it; the failure counter may be gone with rank 0's store
+            print(f"composa train: error: rank {rank}: {str(error).strip()}", file=sys.stderr)
+    elif communicator.report_failure(error):
+        if isinstance(error, (ComposaError, ValueError, KeyError, TypeError, OSError)):
+            print(f"composa train: error: rank {rank}: {str(error).strip()}", file=sys.stderr)
+        else:
+            text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            print(f"composa train: rank {rank} failed:\n{text}", file=sys.stderr, end="")
+
+
+def _leave(communicator: Communicator, status: int) -> int:
+    """The exit status of a one-process run; a rank of a distributed run ends now (see exit_process)."""
+    if communicator.world_size > 1:
+        exit_process(status)
+    return status
 
 
 def _evaluate(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
@@ -392,6 +481,23 @@ def _config(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
     config = load_train_config(args.config, overrides)
     check_config(config.interpolate())
     print(config.to_str())
+    return 0
+
+
+def _export(args: argparse.Namespace, overrides: Dict[str, Any]) -> int:
+    model = load(args.directory)
+    width = model.maybe_get_dim("nI") if model.has_dim("nI") else read_meta(args.directory).get("n_features")
+    if width is None:
+        raise ConfigurationError(f"cannot tell the input width of the model in {args.directory}")
+    # A random sample, not zeros, so that the check compares outputs that differ by row.
+    sample = numpy.random.default_rng(0).normal(size=(8, int(width))).astype("float32")
+    result = export_onnx(model, sample, args.onnx)
+    checked = (
+        "onnxruntime is not installed: checked with onnx.checker only"
+        if result.max_difference is None
+        else f"onnxruntime matches predict within {result.max_difference:.2g} on a sample"
+    )
+    print(f"wrote {result.path}: input X float32 (batch, {width}), output Y; {checked}", file=sys.stderr)
     return 0
 
 

@@ -15,6 +15,12 @@ byte-identical to those of a run that was never interrupted.
 ``_run_epoch`` = ``_train_epoch`` (a ``_train_step`` per batch) + ``_evaluate_epoch``,
 and ``_finish``. Only ``_restore_or_clear`` (which deletes the files of a replaced run),
 the ``_write_*`` functions and ``_finish`` change the output directory.
+
+Given a ``communicator`` (see :mod:`composa.distributed`), the same loop runs data-parallel:
+every rank builds the run, the ranks check at start-up that they built the same thing,
+each step trains on this rank's slice of the global batch and all-reduces the gradients
+before the update, evaluation is split across the ranks, and only rank 0 writes files
+and prints.
 """
 import dataclasses
 import json
@@ -39,16 +45,20 @@ from .archive import (
     METRICS_FILE,
     MODEL_FILE,
     PLOT_FILE,
+    SAFETENSORS_FILE,
     STATE_FILE,
     VOCAB_FILE,
+    WEIGHTS_FILES,
     ArchiveError,
     archive_code,
     load_config,
     read_meta,
+    save_weights,
 )
 from .about import __version__
 from .callbacks import TrainingContext, lower_is_better, run_callbacks
 from .config import Config, check_config, registry, with_overrides
+from .distributed import Communicator
 from .errors import ConfigurationError, SerializationError, ShapeMismatchError
 from .metrics import compute_metrics
 from .model import Model
@@ -130,6 +140,8 @@ def train(
     console: Any = None,
     progress: bool = True,
     plot: bool = True,
+    communicator: Optional[Communicator] = None,
+    weights_format: str = "msgpack",
     code: Sequence[Union[str, Path]] = (),
 ) -> Dict[str, Any]:
     """Train the config's model on its data into `output_dir`; returns the last epoch's metrics.
@@ -137,19 +149,33 @@ def train(
     `on_epoch_end(metrics)` runs after each epoch's checkpoint is written; raising
     KeyboardInterrupt there stops training like Ctrl-C would (resume later). The Python
     files in `code` (already imported by the caller: they register the config's own
-    layers) are copied into the run directory with their hashes.
+    layers) are copied into the run directory with their hashes. With a multi-process
+    `communicator` (``composa.distributed.init_distributed()``) this process is one rank
+    of a data-parallel run. The best model is kept as model.bin, or as
+    model.safetensors with ``weights_format="safetensors"``.
     """
+    if weights_format not in WEIGHTS_FILES:
+        raise ConfigurationError(f"weights_format must be one of {sorted(WEIGHTS_FILES)}, got {weights_format!r}")
     output = Path(output_dir)
-    reporter = _Reporter(console, progress)
-    run = _build_run(_prepare_config(config, output, seed, resume, force, overrides or {}), output, resume)
+    communicator = communicator if communicator is not None else Communicator()
+    reporter = _Reporter(console, progress, quiet=not communicator.is_main)
+    run = _build_run(_prepare_config(config, output, seed, resume, force, overrides or {}), output, resume, communicator)
+    run.weights_format = weights_format
     _restore_or_clear(run, resume, force, reporter)
+    communicator.broadcast_params(run.model)
     _write_run_files(run, code, resume)
-    run_callbacks(run.callbacks, "on_train_begin", TrainingContext(output, run.model, run.vocab, run.config))
+    if communicator.world_size > 1:
+        reporter.say(
+            f"Data-parallel on {communicator.world_size} processes ({communicator.backend}): each global batch "
+            f"of {run.settings['batch_size']} examples is split across them"
+        )
+    _main_rank_callbacks(run, "on_train_begin", TrainingContext(output, run.model, run.vocab, run.config))
     try:
         _run_epochs(run, reporter, on_epoch_end)
     except KeyboardInterrupt:
         reporter.stop()
-        reporter.say(f"Interrupted. Continue with: composa train --output {output} --resume")
+        ranks = f" --nproc {communicator.world_size}" if communicator.world_size > 1 else ""
+        reporter.say(f"Interrupted. Continue with: composa train --output {output} --resume{ranks}")
         raise
     return _finish(run, reporter, plot)
 
@@ -296,7 +322,7 @@ def _prepare_config(
     force: bool,
     overrides: Dict[str, Any],
 ) -> Config:
-    has_run = (output / STATE_FILE).exists() or (output / MODEL_FILE).exists()
+    has_run = any((output / name).exists() for name in (STATE_FILE, MODEL_FILE, SAFETENSORS_FILE))
     if seed is not None:
         overrides = {**overrides, "training.seed": seed}
     if resume and (output / CONFIG_FILE).is_file():
@@ -402,17 +428,25 @@ class _Run:
     callbacks: Dict[str, Any] = dataclasses.field(default_factory=dict)
     code: List[Dict[str, str]] = dataclasses.field(default_factory=list)
     columns: List[str] = dataclasses.field(default_factory=list)  # the dev metrics shown in the epoch table
+    communicator: Communicator = dataclasses.field(default_factory=Communicator)
     history: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     best: Dict[str, Any] = dataclasses.field(default_factory=lambda: {"dev_accuracy": -1.0, "epoch": 0, "value": None})
     start_epoch: int = 1
+    weights_format: str = "msgpack"
 
 
 # Sections built after [data] and its vocabulary, in this order.
 BUILT_SECTIONS = ("model", "optimizer", "loss", "metrics", "callbacks")
 
 
-def _build_run(config: Config, output: Path, resume: bool = False) -> _Run:
-    """Build the config's data (and vocabulary), model, optimizer, loss, metrics and callbacks; initialise the model."""
+def _build_run(
+    config: Config, output: Path, resume: bool = False, communicator: Optional[Communicator] = None
+) -> _Run:
+    """Build the config's data (and vocabulary), model, optimizer, loss, metrics and callbacks; initialise the model.
+
+    With several ranks, checks that every rank built the same (config, param shapes, data).
+    """
+    communicator = communicator if communicator is not None else Communicator()
     interpolated = config.interpolate()
     settings = _training_settings(interpolated)
     saved_vocab = output / VOCAB_FILE if resume and (output / VOCAB_FILE).is_file() else None
@@ -420,13 +454,23 @@ def _build_run(config: Config, output: Path, resume: bool = False) -> _Run:
     run = _Run(
         output=output, config=config, settings=settings, model=resolved["model"], optimizer=resolved["optimizer"],
         loss_fn=resolved.get("loss"), vocab=resolved["vocab"], metrics=dict(resolved.get("metrics") or {}),
-        callbacks=dict(resolved.get("callbacks") or {}), **_prepare_data(resolved["data"], resolved["vocab"]),
+        callbacks=dict(resolved.get("callbacks") or {}), communicator=communicator, **_prepare_data(resolved["data"], resolved["vocab"]),
     )
     seed_random_generators(settings["seed"])
     sample = numpy.arange(min(settings["init_sample_size"], len(run.train_X)))
     run.model.initialize(X=to_device(run.model, take(run.train_X, sample)), Y=_init_truths(run, take(run.train_Y, sample)))
     _check_score(run)
+    communicator.check_same(run.model, config=config, data=_data_arrays(run))
+    if communicator.rank:
+        # Dropout masks of different ranks must not repeat each other (rank 0 draws as one process would).
+        seed_random_generators(settings["seed"] + 7919 * communicator.rank)
     return run
+
+
+def _data_arrays(run: _Run) -> List[numpy.ndarray]:
+    """The run's splits as flat arrays (text: the examples' ids end to end), for comparing ranks' data."""
+    splits = (run.train_X, run.train_Y, run.dev_X, run.dev_Y)
+    return [numpy.concatenate(split) if isinstance(split, list) and split else numpy.asarray(split) for split in splits]
 
 
 def _resolve_sections(interpolated: Config, seed: int, vocabulary_for: Callable[[Any], Optional[Vocabulary]]) -> Dict[str, Any]:
@@ -512,15 +556,22 @@ def _score_value(run: _Run, row: Dict[str, Any]) -> float:
 
 def _restore_or_clear(run: _Run, resume: bool, force: bool, reporter: "_Reporter") -> None:
     """Continue from the output's checkpoint when resuming; with `force`, delete the replaced run's files."""
-    output = run.output
-    if resume and (output / STATE_FILE).is_file():
-        run.start_epoch, run.history, run.best = _restore_checkpoint(output / STATE_FILE, run.model, run.optimizer)
+    output, communicator = run.output, run.communicator
+    # Rank 0 reads the checkpoint and sends it, so the other ranks need not see its disk.
+    has_state = communicator.is_main and resume and (output / STATE_FILE).is_file()
+    state = read_bytes(output / STATE_FILE, what="training state") if has_state else b""
+    if communicator.world_size > 1 and resume:
+        state = communicator.broadcast_bytes(state if communicator.is_main else None)
+    if state:
+        run.start_epoch, run.history, run.best = _restore_checkpoint(
+            state, output / STATE_FILE, run.model, run.optimizer, communicator
+        )
         reporter.say(f"Resuming from the checkpoint after epoch {run.start_epoch - 1} in {output}")
     elif resume:
         reporter.say(f"No checkpoint in {output} yet: starting from epoch 1")
-    elif force:
+    elif force and communicator.is_main:
         # A new run must never be resumed from, or mixed with, the files of the one it replaces.
-        for name in (STATE_FILE, MODEL_FILE, METRICS_FILE, META_FILE, PLOT_FILE, VOCAB_FILE):
+        for name in (STATE_FILE, MODEL_FILE, SAFETENSORS_FILE, METRICS_FILE, META_FILE, PLOT_FILE, VOCAB_FILE):
             (output / name).unlink(missing_ok=True)
         shutil.rmtree(output / CODE_DIR, ignore_errors=True)
 
@@ -563,6 +614,12 @@ def _callbacks_stop(run: _Run, metrics: Dict[str, Any], reporter: "_Reporter") -
     return True
 
 
+def _main_rank_callbacks(run: _Run, hook: str, *args: Any) -> None:
+    """Run a callback hook on rank 0 only (it sees the files rank 0 writes); on_epoch_end runs on every rank."""
+    if run.communicator.is_main:
+        run_callbacks(run.callbacks, hook, *args)
+
+
 def _patience_spent(run: _Run, epoch: int) -> bool:
     """True when `patience` (0: unlimited) epochs up to `epoch` came after the best one."""
     # Counted from the best epoch, so the count carries on across a resume as without one.
@@ -593,7 +650,7 @@ def _run_epoch(run: _Run, epoch: int, reporter: "_Reporter") -> Dict[str, Any]:
     run.history.append(metrics)
     _write_epoch_files(run, metrics)
     if improved:
-        run_callbacks(run.callbacks, "on_best_model", metrics, run.output / MODEL_FILE)
+        _main_rank_callbacks(run, "on_best_model", metrics, run.output / WEIGHTS_FILES[run.weights_format])
     reporter.epoch(metrics)
     return metrics
 
@@ -611,12 +668,29 @@ def _train_epoch(run: _Run, epoch: int, order: numpy.ndarray, reporter: "_Report
         reporter.advance(len(index))
         if run.callbacks:
             step = {"epoch": epoch, "step": steps_before + number, "examples": len(index), "loss": loss / max(n_labels, 1)}
-            run_callbacks(run.callbacks, "on_step", step)
+            _main_rank_callbacks(run, "on_step", step)
+    if run.communicator.world_size > 1:
+        summed = run.communicator.sum([total_loss, total_labels])
+        total_loss, total_labels = float(summed[0]), int(summed[1])
     return total_loss / max(total_labels, 1)
 
 
 def _train_step(run: _Run, index: numpy.ndarray) -> Tuple[float, int]:
-    """Forward, loss and backprop on the training rows `index`, then update; returns (summed cross-entropy, labels)."""
+    """Backprop on this rank's share of the global batch `index`, average gradients, update; returns (summed cross-entropy, labels)."""
+    rows = run.communicator.shard(index)
+    loss, n_labels = _backprop_rows(run, rows) if len(rows) else (0.0, 0)
+    if run.communicator.world_size > 1:
+        # every rank holds all the data, so each knows the global batch's label count without asking
+        share = n_labels / max(len(flatten_labels(take(run.train_Y, index))), 1)
+        run.communicator.all_reduce_gradients(run.model, share=share)
+    run.model.finish_update(run.optimizer)
+    if hasattr(run.optimizer, "step_schedules"):
+        run.optimizer.step_schedules()
+    return loss, n_labels
+
+
+def _backprop_rows(run: _Run, index: numpy.ndarray) -> Tuple[float, int]:
+    """Forward, loss and backprop on the training examples `index`; returns (summed cross-entropy, labels)."""
     model = run.model
     X = to_device(model, take(run.train_X, index))
     truths = _one_hot(model, flatten_labels(take(run.train_Y, index)), run.n_classes)
@@ -628,17 +702,32 @@ def _train_step(run: _Run, index: numpy.ndarray) -> Tuple[float, int]:
         d_flat = (flat - truths) / len(truths)
     loss = _cross_entropy_sum(model, flat, truths)
     backprop(split_rows(model, d_flat, guesses) if isinstance(guesses, list) else d_flat)
-    model.finish_update(run.optimizer)
-    if hasattr(run.optimizer, "step_schedules"):
-        run.optimizer.step_schedules()
     return loss, len(truths)
 
 
 def _evaluate_epoch(run: _Run) -> Dict[str, Any]:
-    """Train accuracy and the dev scores, with the optimizer's parameter averages when it keeps them."""
+    """Train accuracy and the dev scores, with the optimizer's parameter averages when it keeps them.
+
+    With several ranks, each scores its slice of the training examples (the correct counts
+    add up to one process's); the dev scores, which the metrics need whole, every rank
+    computes on all of dev, so every rank takes the same decisions (best epoch, stopping).
+    """
+    communicator = run.communicator
     with _averaged(run.model, run.optimizer):
-        train_accuracy = evaluate(run.model, run.train_X, run.train_Y)["accuracy"]
+        if communicator.world_size == 1:
+            train_accuracy = evaluate(run.model, run.train_X, run.train_Y)["accuracy"]
+        else:
+            correct, total = communicator.sum(_count_correct(run.model, communicator.shard(run.train_X), communicator.shard(run.train_Y)))
+            train_accuracy = float(correct) / max(float(total), 1.0)
         return {"train_accuracy": train_accuracy, **_dev_scores(run, run.dev_X, run.dev_Y)}
+
+
+def _count_correct(model: Model, X: Any, Y: Any) -> Tuple[int, int]:
+    """How many labels of the examples `X` get the highest score from the model, and how many there are."""
+    gold = flatten_labels(Y)
+    if len(gold) == 0:
+        return 0, 0
+    return int((predict_numpy(model, X).argmax(axis=1) == gold).sum()), len(gold)
 
 
 def _dev_scores(run: _Run, X: Any, Y: Any) -> Dict[str, Any]:
@@ -693,9 +782,15 @@ class _averaged:
 
 
 def _write_checkpoint(
-    path: Path, model: Model, optimizer: Any, epoch: int, history: List[Dict[str, Any]], best: Dict[str, Any]
+    path: Path,
+    model: Model,
+    optimizer: Any,
+    epoch: int,
+    history: List[Dict[str, Any]],
+    best: Dict[str, Any],
+    rng_ranks: Optional[List[Dict[str, Any]]] = None,
 ) -> None:
-    state = {
+    state: Dict[str, Any] = {
         "version": STATE_VERSION,
         "epoch": epoch,
         "model": model.to_bytes(),
@@ -704,11 +799,15 @@ def _write_checkpoint(
         "best": json.dumps(best),
         "rng": _rng_state(),
     }
+    if rng_ranks is not None:
+        state["rng_ranks"] = rng_ranks  # each rank's generators, so a distributed run resumes exactly
     write_bytes_atomic(path, msgpack_dumps(state))
 
 
-def _restore_checkpoint(path: Path, model: Model, optimizer: Any) -> Tuple[int, List[Dict[str, Any]], Dict[str, Any]]:
-    state = msgpack_loads(read_bytes(path, what="training state"))
+def _restore_checkpoint(
+    data: bytes, path: Path, model: Model, optimizer: Any, communicator: Communicator
+) -> Tuple[int, List[Dict[str, Any]], Dict[str, Any]]:
+    state = msgpack_loads(data)
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise ArchiveError(f"{path} is not a composa training state (version {STATE_VERSION})")
     try:
@@ -719,7 +818,9 @@ def _restore_checkpoint(path: Path, model: Model, optimizer: Any) -> Tuple[int, 
         load_optimizer_state(optimizer, model, state["optimizer"])
     except SerializationError as error:
         raise ArchiveError(f"{path}: the checkpointed optimizer state does not fit: {error}") from error
-    _set_rng_state(state["rng"])
+    ranks = state.get("rng_ranks") or []
+    # each rank's own generators when the run resumes with as many ranks, else rank 0's
+    _set_rng_state(ranks[communicator.rank] if len(ranks) == communicator.world_size else state["rng"])
     best = json.loads(state["best"])
     best.setdefault("value", best["dev_accuracy"] if best.get("epoch") else None)  # written before [training] score
     return int(state["epoch"]) + 1, json.loads(state["history"]), best
@@ -779,7 +880,9 @@ def load_optimizer_state(optimizer: Any, model: Model, state: Optional[bytes]) -
 
 
 def _write_run_files(run: _Run, code: Sequence[Union[str, Path]] = (), resume: bool = False) -> None:
-    """Create the output directory and write the run's config, vocabulary, code and (so far) meta."""
+    """Create the output directory and write the run's config, vocabulary, code and (so far) meta (rank 0 only)."""
+    if not run.communicator.is_main:
+        return
     run.output.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(run.output / CONFIG_FILE, run.config.to_str().encode("utf8"))
     if run.vocab is not None:
@@ -792,11 +895,23 @@ def _write_run_files(run: _Run, code: Sequence[Union[str, Path]] = (), resume: b
 
 
 def _write_epoch_files(run: _Run, metrics: Dict[str, Any]) -> None:
-    """Write what an epoch leaves: the model when it is the best yet (averaged), the checkpoint, metrics and meta."""
+    """Write what an epoch leaves: the model when it is the best yet (averaged), the checkpoint, metrics and meta.
+
+    With several ranks, first checks that their weights are still identical and gathers
+    every rank's RNG state into the checkpoint; then rank 0 alone writes.
+    """
+    communicator, rng_ranks = run.communicator, None
+    if communicator.world_size > 1:
+        communicator.check_in_sync(run.model)
+        rng_ranks = [msgpack_loads(data) for data in communicator.all_gather_bytes(msgpack_dumps(_rng_state()))]
+    if not communicator.is_main:
+        return
     if metrics["best"]:
         with _averaged(run.model, run.optimizer):
-            run.model.to_disk(run.output / MODEL_FILE)
-    _write_checkpoint(run.output / STATE_FILE, run.model, run.optimizer, metrics["epoch"], run.history, run.best)
+            save_weights(run.model, run.output, run.weights_format)
+    _write_checkpoint(
+        run.output / STATE_FILE, run.model, run.optimizer, metrics["epoch"], run.history, run.best, rng_ranks
+    )
     _write_metrics(run.output, run.history)
     _write_meta(run)
 
@@ -804,17 +919,17 @@ def _write_epoch_files(run: _Run, metrics: Dict[str, Any]) -> None:
 def _finish(run: _Run, reporter: "_Reporter", plot: bool) -> Dict[str, Any]:
     """Stop the progress bar, plot the learning curves, say where the best model is; returns the summary."""
     reporter.stop()
-    if plot:
+    if plot and run.communicator.is_main:
         reporter.say(plot_learning_curves(run.history, run.output / PLOT_FILE))
     score = run.settings["score"]
     value = run.best["value"] if run.best["value"] is not None else float("nan")
     reporter.say(
         f"Best {score.replace('_', ' ')} {value:.4f} at epoch {run.best['epoch']}; "
-        f"model saved in {run.output / MODEL_FILE}"
+        f"model saved in {run.output / WEIGHTS_FILES[run.weights_format]}"
     )
     metrics = run.history[-1] if run.history else {}
     summary = {**metrics, "best_dev_accuracy": run.best["dev_accuracy"], "best_epoch": run.best["epoch"], "best_score": value}
-    run_callbacks(run.callbacks, "on_train_end", summary)
+    _main_rank_callbacks(run, "on_train_end", summary)
     return summary
 
 
@@ -843,9 +958,10 @@ def _write_meta(run: _Run) -> None:
 class _Reporter:
     """Progress bar and per-epoch table with rich (plain lines when disabled)."""
 
-    def __init__(self, console: Any, progress: bool) -> None:
-        self.console = console if console is not None else Console()
-        self.enabled = progress
+    def __init__(self, console: Any, progress: bool, *, quiet: bool = False) -> None:
+        # The other ranks of a distributed run stay quiet: rank 0 reports for all of them.
+        self.console = Console(quiet=True) if quiet else (console if console is not None else Console())
+        self.enabled = progress and not quiet
         self.progress: Any = None
         self.task: Any = None
         self.columns: List[str] = []
