@@ -43,7 +43,9 @@ def test_an_empty_text_gets_finite_probabilities():
 def test_a_run_with_the_encoder_is_archived_with_its_code_and_predicts_only_when_trusted(tmp_path):
     output = tmp_path / "hf"
     overrides = {"training.max_epochs": 1}
-    train(EXAMPLE / "hf_reviews.cfg", output, overrides=overrides, code=[EXAMPLE / "hf_encoder.py"], progress=False, plot=False)
+    metrics = train(EXAMPLE / "hf_reviews.cfg", output, overrides=overrides, code=[EXAMPLE / "hf_encoder.py"],
+                    progress=False, plot=False)
+    assert metrics["dev_macro_f1"] > 0.75  # one epoch: ~0.84; a zero-initialised output stalls at ~0.56
     texts = tmp_path / "texts.txt"
     texts.write_text("I hate this camera.\n\nThe zipper is great\n", encoding="utf8")
     # a fresh process: this one has imported hf_encoder, so BertEncoder.v1 is registered here
