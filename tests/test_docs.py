@@ -1,7 +1,7 @@
 """The documentation covers every public name, and its Python examples run as written.
 
 A name counts as documented when it appears inside backticks somewhere under ``docs/``.
-Every ```python block of README.md and docs/*.md runs in a fresh temporary directory, in
+Every ```python block of README.md, docs/*.md and docs/tutorials/*.md runs in a fresh temporary directory, in
 its own interpreter. A block may be preceded by an HTML comment starting ``<!-- setup``:
 its body runs first (it builds the sample data the prose assumes) and is invisible on the
 rendered page. Blocks that need a GPU are skipped.
@@ -19,7 +19,8 @@ import composa
 import composa.layers
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# the guides and the tutorials; docs/reference/ holds only mkdocstrings directives, no examples
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "tutorials").glob("*.md"))]
 BLOCK = re.compile(r"(?:<!--\s*setup[^\n]*\n(?P<setup>.*?)-->\s*\n)?^```python\n(?P<code>.*?)^```", re.S | re.M)
 NEEDS_GPU = re.compile(r"require_gpu|cupy|CupyOps\(|\.cuda\(|device=\"cuda")
 
