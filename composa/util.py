@@ -259,6 +259,7 @@ class ArrayInfo:
 
     @classmethod
     def from_array(cls, arr: Any) -> "ArrayInfo":
+        """The shape and dtype of `arr`."""
         return cls(shape=tuple(arr.shape), dtype=arr.dtype)
 
     def check_consistency(self, arr: Any) -> None:
