@@ -167,9 +167,16 @@ def serve(directory: Union[str, Path], settings: ServeSettings, *, trust_code: b
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket (port 0: a free one, which the start-up line prints)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP (not create_server's 0): asyncio sets TCP_NODELAY only on sockets that say TCP, and
+    # without it every keep-alive response waits ~40 ms for the client's delayed ACK (Nagle's algorithm).
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        return socket.create_server((host, port), family=family, backlog=2048)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(2048)
     except OSError as error:
+        listener.close()
         raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
+    return listener
 
 
