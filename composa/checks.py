@@ -16,9 +16,18 @@ generator costs about a microsecond per use; initialisation uses the latter.
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
+import numpy
+
 from .errors import ComposaError, ShapeMismatchError
 
-__all__ = ["describe", "check_input_width", "check_gradient_shape", "child_errors", "name_unnamed_error"]
+__all__ = [
+    "describe",
+    "check_input_width",
+    "check_gradient_shape",
+    "check_padded",
+    "child_errors",
+    "name_unnamed_error",
+]
 
 
 @contextmanager
@@ -76,3 +85,43 @@ def check_gradient_shape(model: Any, dY: Any, Y: Any) -> None:
             f"backprop expected a gradient of shape {tuple(Y.shape)}, got {describe(dY)}",
             layer=model.name,
         )
+
+
+def check_padded(layer: str, Xp: Any) -> None:
+    """Raise unless a Padded's size_at_t, lengths and indices describe its (T, B, ...) data.
+
+    Layers that pack by `lengths` would otherwise silently ignore a size_at_t that runs past
+    the batch or indices that point outside it.
+    """
+    if getattr(Xp.data, "ndim", 0) < 3:
+        raise ShapeMismatchError(f"expected Padded data of shape (T, B, ...), got {describe(Xp.data)}", layer=layer)
+    n_steps, batch_size = int(Xp.data.shape[0]), int(Xp.data.shape[1])
+    size_at_t, lengths, indices = (_host(values) for values in (Xp.size_at_t, Xp.lengths, Xp.indices))
+    for name, values, size in (
+        ("size_at_t", size_at_t, n_steps),
+        ("lengths", lengths, batch_size),
+        ("indices", indices, batch_size),
+    ):
+        if values.shape != (size,) or (values.size and values.dtype.kind not in "iu"):
+            raise ShapeMismatchError(
+                f"Padded {name} must be {size} integers for data of shape {tuple(Xp.data.shape)}, "
+                f"got {describe(values)}",
+                layer=layer,
+            )
+    if batch_size and not numpy.array_equal(numpy.sort(indices), numpy.arange(batch_size)):
+        raise ShapeMismatchError(
+            f"Padded indices must be a permutation of range({batch_size}), got {indices.tolist()[:10]}",
+            layer=layer,
+        )
+    expected = (lengths[None, :] > numpy.arange(n_steps)[:, None]).sum(axis=1)
+    if not numpy.array_equal(size_at_t, expected):
+        raise ShapeMismatchError(
+            f"Padded size_at_t {size_at_t.tolist()[:10]} does not match the lengths {lengths.tolist()[:10]} "
+            f"(a batch of {batch_size} sequences, {n_steps} steps)",
+            layer=layer,
+        )
+
+
+def _host(values: Any) -> Any:
+    """A numpy copy of a (possibly cupy) index array."""
+    return numpy.asarray(values.get() if hasattr(values, "get") and not isinstance(values, numpy.ndarray) else values)

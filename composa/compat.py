@@ -10,11 +10,14 @@ import importlib
 import importlib.util
 from typing import Any, Dict, Optional
 
+from packaging.version import Version
+
 from .backends.cupy_ops import has_cupy, has_cupy_gpu
 from .thinc_compat import enable_mxnet, enable_tensorflow
 
 # Flags that need torch imported: computed on first access by the module __getattr__.
 _LAZY_FLAGS = (
+    "torch",
     "has_torch",
     "torch_version",
     "has_torch_cuda_gpu",
@@ -63,27 +66,24 @@ def _torch() -> Optional[Any]:
         return None
 
 
-def _version_tuple(text: str) -> tuple:
-    parts = []
-    for piece in text.split("+")[0].split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
+# What the reference reports for an absent torch, so `torch_version >= Version("1.9.0")` is False.
+NO_VERSION = Version("0.0.0")
 
 
 @functools.lru_cache(maxsize=None)
 def _flags() -> dict:
     torch = _torch()
     flags: Dict[str, Any] = {
+        "torch": torch,
         "has_torch": torch is not None,
-        "torch_version": None,
+        "torch_version": NO_VERSION,
         "has_torch_cuda_gpu": False,
         "has_torch_mps": False,
         "has_torch_mps_gpu": False,
         "has_torch_amp": False,
     }
     if torch is not None:
-        flags["torch_version"] = _version_tuple(torch.__version__)
+        flags["torch_version"] = Version(str(torch.__version__))
         try:
             flags["has_torch_cuda_gpu"] = bool(torch.cuda.device_count() > 0)
         except Exception:

@@ -16,8 +16,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import catalogue
 import confection
 from confection import Config, ConfigValidationError, Promise
-from confection.validation import resolve_type_hints, validate_type
 
+from ._confection import fill, resolve_type_hints, validate_resolved, validate_type
 from .backends import CupyOps, MPSOps, NumpyOps
 from .errors import ConfigError
 
@@ -89,10 +89,10 @@ class registry(confection.registry):
         else:
             checked = with_overrides(_interpolated(config), overrides)
         check_config(checked, registry=cls, validate=validate)
-        filled = cls.fill(checked, schema=schema, interpolate=True, validate=validate)
+        filled = fill(cls, checked, schema=schema, validate=validate)
         built = _build(cls, dict(filled), [])
         if schema is not None and validate:
-            Config(built).validate(schema)
+            validate_resolved(built, schema)
         return built
 
 

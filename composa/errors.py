@@ -68,8 +68,27 @@ class ConfigurationError(ComposaError, ValueError):
     """A layer or function was given arguments it cannot work with."""
 
 
-class ShapeMismatchError(ComposaError, ValueError):
+class DataValidationError(ComposaError, ValueError):
+    """Data does not match what a layer expects: ``initialize``'s annotation check, and every bad input.
+
+    The bad-input errors (`ShapeMismatchError` and its subclasses) are DataValidationErrors
+    too, so a Thinc user's ``except DataValidationError`` inside ``data_validation(True)``
+    catches whichever check saw the bad batch first.
+    """
+
+    def __init__(self, name: str, X: Any, Y: Any, errors: Optional[list] = None) -> None:
+        details = "; ".join(str(error) for error in (errors or []))
+        super().__init__(
+            f"Data validation error in '{name}': X={type(X).__name__}, Y={type(Y).__name__}"
+            + (f": {details}" if details else "")
+        )
+
+
+class ShapeMismatchError(DataValidationError):
     """An array's shape or dtype is not what the layer or op expects."""
+
+    def __init__(self, message: str, *, layer: Optional[str] = None) -> None:
+        ComposaError.__init__(self, message, layer=layer)
 
 
 class UnknownNameError(ComposaError, KeyError):
@@ -103,21 +122,10 @@ class SerializationError(ComposaError, ValueError):
     """Bytes or files could not be loaded into (or written from) a model."""
 
 
-class OpIndexError(ComposaError, IndexError):
-    """An index (embedding id, argmax position) is outside the array it indexes."""
+class OpIndexError(ShapeMismatchError, IndexError):
+    """An index (embedding id, argmax position, segment lengths past the rows) is outside the array it indexes."""
 
     __str__ = ComposaError.__str__
-
-
-class DataValidationError(ComposaError, ValueError):
-    """Sample data given to ``initialize`` does not match the layer's annotations."""
-
-    def __init__(self, name: str, X: Any, Y: Any, errors: Optional[list] = None) -> None:
-        details = "; ".join(str(error) for error in (errors or []))
-        super().__init__(
-            f"Data validation error in '{name}': X={type(X).__name__}, Y={type(Y).__name__}"
-            + (f": {details}" if details else "")
-        )
 
 
 class DataFileError(ComposaError, ValueError):

@@ -50,6 +50,11 @@ def _per_row(value: Any, n_rows: int, normalize: bool) -> Any:
     return value
 
 
+def _grad_dtype(guesses: Any) -> Any:
+    """The gradient's dtype: the guesses' own when floats, else float32 (integer guesses need no int gradient)."""
+    return guesses.dtype if guesses.dtype.kind == "f" else numpy.dtype("float32")
+
+
 def _check_same_shape(name: str, guesses: Any, truths: Any, ndim: Optional[int] = None) -> None:
     """Raise ShapeMismatchError unless guesses and truths are arrays (of rank `ndim`) of one shape."""
     rank = f"{ndim}d arrays" if ndim is not None else "arrays"
@@ -135,7 +140,7 @@ class CategoricalCrossentropy(Loss):
 
     def _grad(self, guesses: Any, target: Any, mask: Any) -> Any:
         ops = get_array_ops(guesses)
-        d_guesses = ops.xp.subtract(guesses, target, dtype=guesses.dtype)
+        d_guesses = ops.xp.subtract(guesses, target, dtype=_grad_dtype(guesses))
         d_guesses *= mask
         return _per_row(d_guesses, guesses.shape[0], self.normalize)
 
@@ -175,6 +180,11 @@ class CategoricalCrossentropy(Loss):
                     f"{name}: truths have shape {tuple(truths.shape)} but guesses {tuple(guesses.shape)}"
                 )
             target = ops.asarray(truths, dtype=guesses.dtype)
+            if self.missing_value is not None and not isinstance(self.missing_value, str):
+                # a row that is all missing_value is masked out, as a missing id is
+                missing_rows = (target == self.missing_value).all(axis=1)
+                target[missing_rows] = 0
+                mask[missing_rows] = 0
             if target.size and (float(target.min()) < 0.0 or float(target.max()) > 1.0):
                 raise ConfigurationError(f"{name}: truth rows must hold values in [0, 1]")
             return target, mask, None
@@ -305,7 +315,7 @@ class L2Distance(Loss):
         """``guesses - truths``, divided by the number of rows if `normalize`."""
         self._check(guesses, truths)
         ops = get_array_ops(guesses)
-        difference = ops.xp.subtract(guesses, truths, dtype=guesses.dtype)
+        difference = ops.xp.subtract(guesses, truths, dtype=_grad_dtype(guesses))
         return _per_row(difference, guesses.shape[0], self.normalize)
 
     def get_loss(self, guesses: Any, truths: Any) -> float:
@@ -342,7 +352,7 @@ class CosineDistance(Loss):
         xp = get_array_ops(guesses).xp
         cosine, norm_guesses, norm_truths = self._cosine(guesses, truths, xp)
         d_cosine = truths / (norm_guesses * norm_truths) - cosine * guesses / (norm_guesses**2)
-        d_guesses = (-d_cosine).astype(guesses.dtype, copy=False)
+        d_guesses = (-d_cosine).astype(_grad_dtype(guesses), copy=False)
         if self.ignore_zeros:
             d_guesses *= self._nonzero_rows(truths, xp)
         return _per_row(d_guesses, guesses.shape[0], self.normalize)

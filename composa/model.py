@@ -34,6 +34,7 @@ from .errors import (
     ComposaError,
     ConfigurationError,
     DimensionConflictError,
+    ShapeMismatchError,
     UnknownNameError,
     UnsetValueError,
 )
@@ -284,12 +285,8 @@ class Model(ModelThincAccessors, Generic[InT, OutT]):
         return self._params.get(name)
 
     def set_param(self, name: str, value: Optional[Any]) -> None:
-        """Set (or with None, unset) a param; a new name registers it."""
-        if value is not None and not hasattr(value, "shape"):
-            raise ConfigurationError(
-                f"param {name!r} must be an array, got {type(value).__name__}", layer=self.name
-            )
-        self._params[name] = value
+        """Set (or with None, unset) a param; a new name registers it; a number fills the current shape."""
+        self._params[name] = value if value is None else self._as_array("param", name, value)
 
     def has_grad(self, name: str) -> bool:
         """True when a gradient array is stored for the param (even if it is all zeros)."""
@@ -308,8 +305,31 @@ class Model(ModelThincAccessors, Generic[InT, OutT]):
         return self._grads.get(name)
 
     def set_grad(self, name: str, value: Any) -> None:
-        """Store `value` as the gradient of param `name` (no copy)."""
-        self._grads[name] = value
+        """Store `value` as the gradient of param `name` (no copy); a number fills the param's shape."""
+        grad = self._as_array("gradient", name, value)
+        param = self._params.get(name)
+        if param is not None and tuple(grad.shape) != tuple(param.shape):
+            raise ShapeMismatchError(
+                f"gradient for param {name!r} must have the param's shape {tuple(param.shape)}, "
+                f"got {tuple(grad.shape)}",
+                layer=self.name,
+            )
+        self._grads[name] = grad
+
+    def _as_array(self, what: str, name: str, value: Any) -> Any:
+        # A scalar is broadcast now, to the shape the param has, so nothing fails later in backprop.
+        if hasattr(value, "shape") and getattr(value, "ndim", None) != 0:
+            return value
+        if not isinstance(value, (int, float)) and not hasattr(value, "shape"):
+            raise ConfigurationError(f"{what} {name!r} must be an array, got {type(value).__name__}", layer=self.name)
+        current = self._params.get(name)
+        if current is None:
+            raise ConfigurationError(
+                f"{what} {name!r} given the number {value!r}, but the param has no shape to fill yet; "
+                f"pass an array",
+                layer=self.name,
+            )
+        return self.ops.xp.full(current.shape, value, dtype=current.dtype)
 
     def inc_grad(self, name: str, value: Any) -> None:
         """Add `value` to the param's gradient (the first call stores a copy)."""

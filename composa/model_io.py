@@ -29,6 +29,7 @@ from .serialize import (
     read_bytes,
     write_bytes_atomic,
 )
+from .thinc_format import is_thinc_document, to_document
 from .types import Unserializable
 
 if TYPE_CHECKING:
@@ -157,8 +158,9 @@ def encode(msg: Dict[str, Any]) -> bytes:
 
 
 def decode(data: bytes) -> Any:
-    """Bytes from :func:`encode` back to a document (checksum verified); not yet checked as a model."""
-    return loads_with_checksum(data)
+    """Bytes from :func:`encode` (or Thinc's ``to_bytes``) back to a document; not yet checked as a model."""
+    msg = loads_with_checksum(data)
+    return to_document(msg) if is_thinc_document(msg) else msg
 
 
 def to_bytes(model: "Model") -> bytes:

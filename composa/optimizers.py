@@ -7,8 +7,9 @@ and (with ``use_averages``) an exponential moving average of the weights, which 
 evaluate with ``with model.use_params(optimizer.averages): ...``.
 
 Every hyper-parameter (learn_rate, beta1, beta2, eps, L2, grad_clip) may be a number, a
-list or generator (one item per step), or a :class:`~composa.schedules.Schedule`; all of
-them are evaluated at ``optimizer.step``, which ``step_schedules()`` advances.
+list or generator (one item per step), a :class:`~composa.schedules.Schedule`, or a
+function ``f(*, step, key)`` as in Thinc; all of them are evaluated at ``optimizer.step``,
+which ``step_schedules()`` advances (functions once per parameter, with its key).
 
 ``to_bytes(model=model)`` saves the complete state (moments, averages, counts, step,
 last score, schedule state) keyed by each param's position in ``model.walk()``, so that
@@ -219,12 +220,24 @@ class Optimizer:
         self._current()
 
     def _current(self) -> Dict[str, float]:
-        # Every schedule is evaluated once per step, not once per parameter.
+        # Every schedule is evaluated once per step, not once per parameter, except plain
+        # functions (Thinc's ``f(*, step, key)``), which _values_for evaluates per key.
         if self._values is None:
             self._values = {
-                name: schedule(self._step, last_score=self._last_score) for name, schedule in self._schedules.items()
+                name: schedule(self._step, last_score=self._last_score)
+                for name, schedule in self._schedules.items()
+                if not schedule.attrs.get("keyed")
             }
         return self._values
+
+    def _values_for(self, key: KeyT) -> Dict[str, float]:
+        values = self._current()
+        keyed = {
+            name: schedule(self._step, key=key, last_score=self._last_score)
+            for name, schedule in self._schedules.items()
+            if schedule.attrs.get("keyed")
+        }
+        return {**values, **keyed} if keyed else values
 
     # Updating ----------------------------------------------------------------------------
 
@@ -237,7 +250,7 @@ class Optimizer:
                 f"Optimizer: param {key!r} has shape {tuple(weights.shape)} "
                 f"but its gradient has shape {tuple(gradient.shape)}"
             )
-        values = self._current()
+        values = self._values_for(key)
         learn_rate, b1, b2, L2 = values["learn_rate"], values["b1"], values["b2"], values["L2"]
         if not self.use_radam and b1 <= 0 and b2 > 0:
             raise NotImplementedError(

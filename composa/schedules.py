@@ -7,6 +7,7 @@ that an optimizer can save and restore them with :meth:`Schedule.get_state` /
 :meth:`Schedule.set_state`. Schedules are not iterators: use :meth:`Schedule.to_generator`
 where an iterator is wanted (e.g. for ``ops.minibatch`` batch sizes).
 """
+import inspect
 import itertools
 import math
 import numbers
@@ -115,7 +116,11 @@ def _is_plain(value: Any) -> bool:
 
 
 def to_schedule(value: Any, name: str = "value") -> Schedule:
-    """A Schedule from a number (constant), a list or generator (consumed one item per step), or a Schedule."""
+    """A Schedule from a number (constant), a list or generator (one item per step), a Schedule, or a function.
+
+    A function is called as Thinc calls one, ``f(step=..., key=..., last_score=...)``, once per
+    parameter (`key` is ``(node_id, param_name)``); arguments it does not take are left out.
+    """
     if isinstance(value, Schedule):
         return value
     if isinstance(value, bool):
@@ -129,10 +134,31 @@ def to_schedule(value: Any, name: str = "value") -> Schedule:
         except StopIteration:
             raise ConfigurationError(f"Invalid schedule for {name!r}: the list or generator is empty") from None
         return _wrap_generator(name, itertools.chain([first], iterator))
+    if callable(value) and not isinstance(value, type):
+        return _wrap_function(name, value)
     raise ConfigurationError(
-        f"Invalid schedule for {name!r}: expected a number, list, generator or Schedule, "
-        f"got {type(value).__name__}"
+        f"Invalid schedule for {name!r}: expected a number, list, generator, Schedule or "
+        f"function of (*, step, key), got {type(value).__name__}"
     )
+
+
+def _wrap_function(name: str, function: Callable[..., Any]) -> Schedule:
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: give it everything
+        parameters = []
+    takes_any = not parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    accepted = None if takes_any else frozenset(p.name for p in parameters)
+    # "keyed": the optimizer evaluates it per parameter, with the key, as Thinc does
+    return Schedule(
+        "wrap_function", _wrap_function_schedule, attrs={"name": name, "function": function, "accepted": accepted, "keyed": True}
+    )
+
+
+def _wrap_function_schedule(schedule: Schedule, step: int, **extra: Any) -> Any:
+    accepted = schedule.attrs["accepted"]
+    given = extra if accepted is None else {key: value for key, value in extra.items() if key in accepted}
+    return schedule.attrs["function"](step=step, **given)
 
 
 def _wrap_generator(name: str, generator: Iterator[Any]) -> Schedule:

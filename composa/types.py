@@ -69,10 +69,32 @@ __all__ = [
 
 
 class _ArrayAnnotation:
-    """Marker base for the array aliases: rank (``ndim``) and kind ("f", "i" or None)."""
+    """Marker base for the array aliases: rank (``ndim``) and kind ("f", "i" or None).
+
+    The aliases are pydantic field types too (v2, and v1's API that confection 0.1.x uses):
+    a field ``X: Floats2d`` accepts a float array of rank 2 and nothing else.
+    """
 
     ndim: Optional[int] = None
     kind: Optional[str] = None
+
+    @classmethod
+    def validate(cls, value: Any) -> Any:
+        """`value` if it is an array of this alias's rank and kind; else ValueError."""
+        try:
+            return validate_array(value, cls.ndim, cls.kind)
+        except TypeError as error:  # pydantic reports ValueErrors as validation errors, not TypeErrors
+            raise ValueError(str(error)) from None
+
+    @classmethod
+    def __get_validators__(cls) -> Iterator[Callable[[Any], Any]]:
+        yield cls.validate  # pydantic v1
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema  # lazy: pydantic is optional, only its users get here
+
+        return core_schema.no_info_plain_validator_function(cls.validate)
 
 
 def _alias(name: str, ndim: Optional[int], kind: Optional[str]) -> type:
@@ -146,9 +168,18 @@ def check_array_annotation(value: Any, annotation: Any) -> None:
 
 
 def _lengths_array(lengths: Any) -> Any:
-    if hasattr(lengths, "shape"):
-        return lengths
-    return numpy.asarray(lengths, dtype="int32").reshape((-1,))
+    """Ragged lengths as an int array: arrays are kept as given, lists converted; floats refused."""
+    array = lengths if hasattr(lengths, "shape") else numpy.asarray(lengths)
+    if array.size == 0 and not hasattr(lengths, "shape"):
+        return numpy.zeros((0,), dtype="int32")
+    if array.dtype.kind not in "iu":
+        raise ShapeMismatchError(f"Ragged: lengths must be integers, got {_describe_lengths(lengths, array)}")
+    return array if array is lengths else array.astype("int32").reshape((-1,))
+
+
+def _describe_lengths(lengths: Any, array: Any) -> str:
+    kind = "an array" if hasattr(lengths, "shape") else f"a {type(lengths).__name__}"
+    return f"{kind} of dtype {array.dtype}: {_to_host(array).reshape(-1).tolist()[:10]}"
 
 
 def _batch_indices(index: Any, size: int, container: str) -> Any:

@@ -36,6 +36,23 @@ _MOVED: Dict[str, Tuple[str, str]] = {
         )
     },
     "_require_torch": ("composa.shims.conversions", "require_torch"),
+    # the availability flags, where Thinc users import them from (thinc.util.has_torch, ...)
+    **{
+        name: ("composa.compat", name)
+        for name in (
+            "has_cupy",
+            "has_cupy_gpu",
+            "has_gpu",
+            "has_torch",
+            "has_torch_cuda_gpu",
+            "has_torch_mps",
+            "has_torch_mps_gpu",
+            "has_torch_amp",
+            "has_tensorflow",
+            "has_mxnet",
+            "torch_version",
+        )
+    },
     **{
         name: ("composa.thinc_compat", name)
         for name in ("is_tensorflow_array", "is_tensorflow_gpu_array", "is_mxnet_array", "is_mxnet_gpu_array")

@@ -35,6 +35,7 @@ __all__ = [
     "set_gpu_allocator",
     "use_pytorch_for_gpu_memory",
     "use_tensorflow_for_gpu_memory",
+    "context_pools",
 ]
 
 # NumpyOps and CupyOps are registered in registry.ops by composa.config (importing it here would be circular).
@@ -45,6 +46,8 @@ _default_lock = threading.Lock()
 _process_default: Dict[str, Ops] = {}
 # cupy memory pools made by use_pytorch_for_gpu_memory, by allocator name
 _gpu_pools: Dict[str, Any] = {}
+# the same pools under Thinc's name: ``context_pools.get()["pytorch"]``
+context_pools: contextvars.ContextVar[Dict[str, Any]] = contextvars.ContextVar("context_pools", default=_gpu_pools)
 
 
 def _registered_ops() -> Dict[str, Type[Ops]]:

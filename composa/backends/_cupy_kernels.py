@@ -68,34 +68,29 @@ KERNELS: Dict[str, tuple] = {
         "T dx",
         "dx = x > (T)3 ? dy : (x < (T)-3 ? (T)0 : dy * ((T)2 * x + (T)3) / (T)6);",
     ),
+    # The same words as _murmur.murmur3_128_uint64 (Thinc's hash): MurmurHash3_x64_128
+    # of the key's 8 bytes, each 64-bit half split low word first.
     "murmur3_uint64": (
         "uint64 key, uint32 seed",
         "raw uint32 out",
         """
-        unsigned int low = (unsigned int)(key & 0xffffffffULL);
-        unsigned int high = (unsigned int)(key >> 32);
-        unsigned int k1 = low * 0x239b961bU;
-        k1 = (k1 << 15) | (k1 >> 17);
-        k1 *= 0xab0e9789U;
-        unsigned int k2 = high * 0xab0e9789U;
-        k2 = (k2 << 16) | (k2 >> 16);
-        k2 *= 0x38b34ae5U;
-        unsigned int h[4];
-        h[0] = (seed ^ k1) ^ 8U;
-        h[1] = (seed ^ k2) ^ 8U;
-        h[2] = seed ^ 8U;
-        h[3] = seed ^ 8U;
-        for (int pass = 0; pass < 2; ++pass) {
-            h[0] += h[1] + h[2] + h[3];
-            h[1] += h[0]; h[2] += h[0]; h[3] += h[0];
-            if (pass == 1) break;
-            for (int j = 0; j < 4; ++j) {
-                unsigned int v = h[j];
-                v ^= v >> 16; v *= 0x85ebca6bU; v ^= v >> 13; v *= 0xc2b2ae35U; v ^= v >> 16;
-                h[j] = v;
-            }
+        unsigned long long k1 = key * 0x87c37b91114253d5ULL;
+        k1 = (k1 << 31) | (k1 >> 33);
+        k1 *= 0x4cf5ad432745937fULL;
+        unsigned long long h[2];
+        h[0] = ((unsigned long long)seed ^ k1) ^ 8ULL;
+        h[1] = (unsigned long long)seed ^ 8ULL;
+        h[0] += h[1]; h[1] += h[0];
+        for (int j = 0; j < 2; ++j) {
+            unsigned long long v = h[j];
+            v ^= v >> 33; v *= 0xff51afd7ed558ccdULL; v ^= v >> 33; v *= 0xc4ceb9fe1a85ec53ULL; v ^= v >> 33;
+            h[j] = v;
         }
-        for (int j = 0; j < 4; ++j) out[i * 4 + j] = h[j];
+        h[0] += h[1]; h[1] += h[0];
+        for (int j = 0; j < 2; ++j) {
+            out[i * 4 + 2 * j] = (unsigned int)(h[j] & 0xffffffffULL);
+            out[i * 4 + 2 * j + 1] = (unsigned int)(h[j] >> 32);
+        }
         """,
     ),
 }

@@ -1,55 +1,54 @@
-"""MurmurHash3 (x86, 128-bit) and MurmurHash64A, vectorised over arrays of uint64 keys.
+"""MurmurHash3 (128-bit, as Thinc computes it) and MurmurHash64A, vectorised over uint64 keys.
 
 Written against ``xp`` (numpy or cupy), so CPU and GPU give bit-identical hashes.
-Integer arithmetic on unsigned arrays wraps modulo 2**32 / 2**64, which is what the
+Integer arithmetic on unsigned arrays wraps modulo 2**64, which is what the
 C reference relies on.
 """
 from typing import Any
 
 import numpy
 
-_C1 = 0x239B961B
-_C2 = 0xAB0E9789
-_C3 = 0x38B34AE5
+_C1_64 = 0x87C37B91114253D5
+_C2_64 = 0x4CF5AD432745937F
 _M64 = 0xC6A4A7935BD1E995
 
 
-def _rotl32(xp: Any, x: Any, r: int) -> Any:
-    return (x << xp.uint32(r)) | (x >> xp.uint32(32 - r))
+def _rotl64(xp: Any, x: Any, r: int) -> Any:
+    return (x << xp.uint64(r)) | (x >> xp.uint64(64 - r))
 
 
-def _fmix32(xp: Any, h: Any) -> Any:
-    h = h ^ (h >> xp.uint32(16))
-    h = h * xp.uint32(0x85EBCA6B)
-    h = h ^ (h >> xp.uint32(13))
-    h = h * xp.uint32(0xC2B2AE35)
-    return h ^ (h >> xp.uint32(16))
+def _fmix64(xp: Any, h: Any) -> Any:
+    h = h ^ (h >> xp.uint64(33))
+    h = h * xp.uint64(0xFF51AFD7ED558CCD)
+    h = h ^ (h >> xp.uint64(33))
+    h = h * xp.uint64(0xC4CEB9FE1A85EC53)
+    return h ^ (h >> xp.uint64(33))
 
 
-def murmur3_x86_128_uint64(xp: Any, keys: Any, seed: int) -> Any:
-    """MurmurHash3_x86_128 of each uint64 key's 8 little-endian bytes: (N, 4) uint32."""
+def murmur3_128_uint64(xp: Any, keys: Any, seed: int) -> Any:
+    """Thinc's ``hash`` of each uint64 key: (N, 4) uint32, independent words, same on every backend.
+
+    Thinc calls this MurmurHash3_x86_128 of the key; the words it returns are those of
+    MurmurHash3_x64_128 of the key's 8 little-endian bytes with the 32-bit seed, the two
+    64-bit halves each split low word first. (The x86 variant on 8 bytes would give
+    equal third and fourth words, and equal second to fourth words for keys below 2**32.)
+    """
     keys = keys.astype(xp.uint64, copy=False)
-    low = (keys & xp.uint64(0xFFFFFFFF)).astype(xp.uint32)
-    high = (keys >> xp.uint64(32)).astype(xp.uint32)
-    seed32 = xp.uint32(seed & 0xFFFFFFFF)
-    # An 8-byte key has no 16-byte body: only the tail, k2 from bytes 4..7, k1 from 0..3.
-    k2 = _rotl32(xp, high * xp.uint32(_C2), 16) * xp.uint32(_C3)
-    k1 = _rotl32(xp, low * xp.uint32(_C1), 15) * xp.uint32(_C2)
-    length = xp.uint32(8)
-    h1 = (seed32 ^ k1) ^ length
-    h2 = (seed32 ^ k2) ^ length
-    h3 = xp.full(keys.shape, seed32 ^ length, dtype=xp.uint32)
-    h4 = h3.copy()
-    h1 = h1 + h2 + h3 + h4
+    seed64 = xp.uint64(int(seed) & 0xFFFFFFFF)
+    length = xp.uint64(8)
+    # An 8-byte key has no 16-byte body: only the tail's k1, mixed into h1.
+    k1 = _rotl64(xp, keys * xp.uint64(_C1_64), 31) * xp.uint64(_C2_64)
+    h1 = (seed64 ^ k1) ^ length
+    h2 = xp.full(keys.shape, seed64 ^ length, dtype=xp.uint64)
+    h1 = h1 + h2
     h2 = h2 + h1
-    h3 = h3 + h1
-    h4 = h4 + h1
-    h1, h2, h3, h4 = (_fmix32(xp, h) for h in (h1, h2, h3, h4))
-    h1 = h1 + h2 + h3 + h4
+    h1 = _fmix64(xp, h1)
+    h2 = _fmix64(xp, h2)
+    h1 = h1 + h2
     h2 = h2 + h1
-    h3 = h3 + h1
-    h4 = h4 + h1
-    return xp.stack([h1, h2, h3, h4], axis=-1)
+    low32 = xp.uint64(0xFFFFFFFF)
+    words = [h1 & low32, h1 >> xp.uint64(32), h2 & low32, h2 >> xp.uint64(32)]
+    return xp.stack([word.astype(xp.uint32) for word in words], axis=-1)
 
 
 def murmur64a_windows(xp: Any, keys: Any, n: int, seed: int = 0) -> Any:

@@ -201,7 +201,7 @@ class CupyOps(Ops):
     # Hashing and scatter ---------------------------------------------------------
 
     def hash(self, ids: Any, seed: int) -> Any:
-        """MurmurHash3 x86 128-bit of each uint64 id on the GPU: (N, 4) uint32."""
+        """Thinc's MurmurHash3 128-bit hash of each uint64 id on the GPU: (N, 4) uint32."""
         if not isinstance(ids, cupy.ndarray) or ids.ndim != 1 or ids.dtype.kind not in "ui":
             return super().hash(ids, seed)
         out = cupy.empty((ids.shape[0], 4), dtype="uint32")

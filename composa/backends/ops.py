@@ -22,7 +22,7 @@ from ._checks import (
     check_scatter_values,
     default_lengths,
 )
-from ._murmur import murmur3_x86_128_uint64, murmur64a_windows
+from ._murmur import murmur3_128_uint64, murmur64a_windows
 
 __all__ = ["Ops", "OpIndexError"]
 
@@ -686,9 +686,9 @@ class Ops(OpsThincAliases):
 
     def backprop_reduce_first(self, d_firsts: Any, starts_ends: Any) -> Any:
         """Gradient of reduce_first: zeros except each sequence's first row."""
-        if starts_ends.size < 2:
+        if starts_ends.size < 1:  # an empty batch has the one offset [0], as reduce_first gives it
             raise ShapeMismatchError(
-                f"backprop_reduce_first: starts_ends needs B+1 >= 2 entries, got shape {tuple(starts_ends.shape)}"
+                f"backprop_reduce_first: starts_ends needs B+1 >= 1 entries, got shape {tuple(starts_ends.shape)}"
             )
         if d_firsts.shape[0] != starts_ends.size - 1:
             raise ShapeMismatchError(
@@ -906,11 +906,11 @@ class Ops(OpsThincAliases):
     # Hashing and encodings -------------------------------------------------------
 
     def hash(self, ids: Any, seed: int) -> Any:
-        """MurmurHash3 x86 128-bit of each uint64 id: (N, 4) uint32 (same on every backend)."""
+        """Thinc's MurmurHash3 128-bit hash of each uint64 id: (N, 4) independent uint32 words, any backend."""
         check_ndim("hash", ids, 1, "ids")
         if ids.dtype.kind not in "ui":
             raise ShapeMismatchError(f"hash: ids must be integers (uint64), got dtype {ids.dtype}")
-        return murmur3_x86_128_uint64(self.xp, ids.astype("uint64", copy=False), int(seed))
+        return murmur3_128_uint64(self.xp, ids.astype("uint64", copy=False), int(seed))
 
     def ngrams(self, n: int, keys: Any) -> Any:
         """64-bit MurmurHash of each window of `n` consecutive uint64 keys (empty when n < 1)."""

@@ -260,45 +260,43 @@ def convert_embed(graph: Graph, node: Model, value: Value) -> Value:
 @converts("HashEmbed", hashembed.forward)
 def convert_hashembed(graph: Graph, node: Model, value: Value) -> Value:
     keys = graph.op("Cast", lookup_ids(graph, node, value), to=13)  # 13: UINT64
-    hashes = murmur3_x86_128(graph, keys, int(node.attrs["seed"]))
+    hashes = murmur3_128(graph, keys, int(node.attrs["seed"]))
     n_rows = int(node.get_param("E").shape[0])
     rows = graph.op("Cast", graph.op("Mod", hashes, graph.const(n_rows, UINT32)), to=7)
     looked_up = graph.op("Gather", weight(graph, node, "E"), rows, axis=0)
     return Value(ARRAY, graph.op("ReduceSum", looked_up, graph.ints([1]), keepdims=0), 2, FLOAT)
 
 
-def murmur3_x86_128(graph: Graph, keys: str, seed: int) -> str:
-    """ONNX ops for ``composa.backends._murmur.murmur3_x86_128_uint64``: uint64 (N,) -> uint32 (N, 4)."""
+def murmur3_128(graph: Graph, keys: str, seed: int) -> str:
+    """ONNX ops for ``composa.backends._murmur.murmur3_128_uint64`` (Thinc's hash): uint64 (N,) -> uint32 (N, 4)."""
 
-    def u32(number: int) -> str:
-        return graph.const(number, UINT32)
+    def u64(number: int) -> str:
+        return graph.const(number, numpy.uint64)
 
-    def rotl(x: str, r: int) -> str:
-        left = graph.op("BitShift", x, u32(r), direction="LEFT")
-        return graph.op("BitwiseOr", left, graph.op("BitShift", x, u32(32 - r), direction="RIGHT"))
+    def shift(x: str, r: int, direction: str) -> str:
+        return graph.op("BitShift", x, u64(r), direction=direction)
 
     def fmix(h: str) -> str:
-        h = graph.op("BitwiseXor", h, graph.op("BitShift", h, u32(16), direction="RIGHT"))
-        h = graph.op("Mul", h, u32(0x85EBCA6B))
-        h = graph.op("BitwiseXor", h, graph.op("BitShift", h, u32(13), direction="RIGHT"))
-        h = graph.op("Mul", h, u32(0xC2B2AE35))
-        return graph.op("BitwiseXor", h, graph.op("BitShift", h, u32(16), direction="RIGHT"))
+        h = graph.op("BitwiseXor", h, shift(h, 33, "RIGHT"))
+        h = graph.op("Mul", h, u64(0xFF51AFD7ED558CCD))
+        h = graph.op("BitwiseXor", h, shift(h, 33, "RIGHT"))
+        h = graph.op("Mul", h, u64(0xC4CEB9FE1A85EC53))
+        return graph.op("BitwiseXor", h, shift(h, 33, "RIGHT"))
 
-    low = graph.op("Cast", keys, to=12)  # 12: UINT32, keeping the low 32 bits
-    high = graph.op("Cast", graph.op("BitShift", keys, graph.const(32, numpy.uint64), direction="RIGHT"), to=12)
-    k2 = graph.op("Mul", rotl(graph.op("Mul", high, u32(0xAB0E9789)), 16), u32(0x38B34AE5))
-    k1 = graph.op("Mul", rotl(graph.op("Mul", low, u32(0x239B961B)), 15), u32(0xAB0E9789))
-    start = u32((seed & 0xFFFFFFFF) ^ 8)  # h3 and h4 begin as seed ^ length, length 8
+    # An 8-byte key has no 16-byte body: only the tail's k1, mixed into h1 (uint64 ops wrap).
+    k1 = graph.op("Mul", keys, u64(0x87C37B91114253D5))
+    k1 = graph.op("BitwiseOr", shift(k1, 31, "LEFT"), shift(k1, 33, "RIGHT"))
+    k1 = graph.op("Mul", k1, u64(0x4CF5AD432745937F))
+    start = u64((seed & 0xFFFFFFFF) ^ 8)  # seed ^ length, length 8
     h1 = graph.op("BitwiseXor", k1, start)
-    h2 = graph.op("BitwiseXor", k2, start)
-    h1 = graph.op("Add", graph.op("Add", graph.op("Add", h1, h2), start), start)
+    h1 = graph.op("Add", h1, start)  # h1 += h2, h2 still seed ^ length
+    h2 = graph.op("Add", start, h1)
+    h1, h2 = fmix(h1), fmix(h2)
+    h1 = graph.op("Add", h1, h2)
     h2 = graph.op("Add", h2, h1)
-    h3 = graph.op("Add", start, h1)  # h4 equals h3 for an 8-byte key
-    h1, h2, h3 = fmix(h1), fmix(h2), fmix(h3)
-    h1 = graph.op("Add", graph.op("Add", graph.op("Add", h1, h2), h3), h3)
-    h2 = graph.op("Add", h2, h1)
-    h3 = graph.op("Add", h3, h1)
-    columns = [graph.op("Unsqueeze", h, graph.ints([1])) for h in (h1, h2, h3, h3)]
+    low32 = u64(0xFFFFFFFF)
+    words = [graph.op("BitwiseAnd", h1, low32), shift(h1, 32, "RIGHT"), graph.op("BitwiseAnd", h2, low32), shift(h2, 32, "RIGHT")]
+    columns = [graph.op("Unsqueeze", graph.op("Cast", word, to=12), graph.ints([1])) for word in words]  # 12: UINT32
     return graph.op("Concat", *columns, axis=1)
 
 

@@ -19,7 +19,9 @@ from .dense import (
     ReluK,
 )
 from .softmax import Softmax, Softmax_v2
-from .sigmoid import Sigmoid, sigmoid_activation, Logistic, softmax_activation
+from .sigmoid import Sigmoid, Logistic
+from .sigmoid_activation import sigmoid_activation
+from .softmax_activation import softmax_activation
 from .maxout import Maxout
 from .layernorm import LayerNorm
 from .dropout import Dropout
@@ -32,9 +34,14 @@ from .cauchysimilarity import CauchySimilarity
 # Sequence layers (LSTM, attention, reductions, windows, id mapping, resizable)
 from .lstm import LSTM
 from .parametricattention import ParametricAttention, ParametricAttention_v2
-from .reduce import reduce_sum, reduce_mean, reduce_max, reduce_first, reduce_last
+from .reduce_sum import reduce_sum
+from .reduce_mean import reduce_mean
+from .reduce_max import reduce_max
+from .reduce_first import reduce_first
+from .reduce_last import reduce_last
 from .expand_window import expand_window
-from .remap_ids import remap_ids, remap_ids_v2, premap_ids
+from .remap_ids import remap_ids, remap_ids_v2
+from .premap_ids import premap_ids
 from .strings2arrays import strings2arrays
 from .resizable import resizable
 
@@ -50,16 +57,23 @@ from .siamese import siamese
 from .bidirectional import bidirectional
 from .uniqued import uniqued
 from .map_list import map_list
-from .with_array import with_array, with_array2d
+from .with_array import with_array
+from .with_array2d import with_array2d
 from .with_padded import with_padded
 from .with_list import with_list
 from .with_ragged import with_ragged
-from .with_flatten import with_flatten, with_flatten_v2
+from .with_flatten import with_flatten
+from .with_flatten_v2 import with_flatten_v2
 from .with_getitem import with_getitem
 from .with_reshape import with_reshape
-from .with_debug import with_debug, with_nvtx_range
+from .with_debug import with_debug
+from .with_nvtx_range import with_nvtx_range
 from .with_cpu import with_cpu
-from .conversions import list2array, list2ragged, ragged2list, list2padded, padded2list
+from .list2array import list2array
+from .list2ragged import list2ragged
+from .ragged2list import ragged2list
+from .list2padded import list2padded
+from .padded2list import padded2list
 from .array_getitem import array_getitem
 
 # Framework wrappers (PyTorchWrapper, PyTorchLSTM, TorchScriptWrapper)
@@ -73,6 +87,11 @@ from .pytorchwrapper import (
     pytorch_to_torchscript_wrapper,
 )
 
+# Thinc's module paths (``thinc.layers.gelu``, ``.reduce_sum``, ...) re-export layers that live in
+# a family module here. The ones named like their layer are imported by name above: loaded here,
+# a user's later ``import composa.layers.reduce_sum`` cannot rebind the package attribute.
+from . import relu, mish, swish, gelu, dish, hard_swish, hard_swish_mobilenet, clipped_linear  # noqa: F401
+from . import logistic, parametricattention_v2, torchscriptwrapper  # noqa: F401
 
 __all__ = [
     "Linear",

@@ -11,6 +11,7 @@ from typing import Any, Callable, List, Optional, Tuple
 from ..checks import child_errors
 from ..errors import ComposaError
 from ..model import Model
+from ..types import Padded
 from ._combine import copy_child_dims
 
 # Private helpers: nothing here is exported through composa.layers.
@@ -98,3 +99,18 @@ def rows_of(model: Model, X: Any) -> Any:
 def empty_list_backprop(dYs: List[Any]) -> List[Any]:
     """The backprop of an empty list batch."""
     return []
+
+
+def empty_padded_forward(model: Model, Xp: Padded) -> Tuple[Padded, Callable]:
+    """Output and backprop for a Padded of no sequences (``ops.list2padded([])``), without the child.
+
+    Such a batch may not even have the child's input width (list2padded of nothing has width 0).
+    """
+    ops = model.ops
+    width = model.layers[0].maybe_get_dim("nO") or 0
+    Y = Padded(ops.alloc(tuple(Xp.data.shape[:2]) + (width,), dtype=Xp.data.dtype), Xp.size_at_t, Xp.lengths, Xp.indices)
+
+    def backprop(dY: Padded) -> Padded:
+        return Padded(ops.alloc(Xp.data.shape, dtype=Xp.data.dtype), Xp.size_at_t, Xp.lengths, Xp.indices)
+
+    return Y, backprop

@@ -57,6 +57,18 @@ def output_width(Y: Any) -> Optional[int]:
     return None
 
 
+def sample_Y_for(layer: Model, Y: Any) -> Any:
+    """The sample output a fan-out node passes to a child's initialize: Y, as Thinc passes it.
+
+    A child whose nO is already set to another width gets None instead, where Thinc's
+    child would raise on the conflict (``concatenate(Relu(2), Relu(3))`` with Y of width 5).
+    """
+    known = layer.maybe_get_dim("nO") if layer.has_dim("nO") else None
+    if Y is None or known is None or output_width(Y) in (None, known):
+        return Y
+    return None
+
+
 def run_each(model: Model, label: str, X: Any, is_train: bool) -> Tuple[List[Any], List[Callable]]:
     """Run every child of `model` on the same X: their outputs and backprop callbacks."""
     outputs = []

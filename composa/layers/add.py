@@ -11,7 +11,7 @@ from ..checks import child_errors
 from ..errors import ShapeMismatchError
 from ..model import Model
 from ..util import get_width
-from ._combine import backprop_each, copy_shared_nI, fan_out_dims, flatten_nested, run_each, sum_outputs
+from ._combine import backprop_each, copy_shared_nI, fan_out_dims, flatten_nested, run_each, sample_Y_for, sum_outputs
 
 __all__ = ["add"]
 
@@ -38,11 +38,10 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
 
 
 def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
-    """Initialise every child on X (and Y where its nO is unknown); nO is the shared output width."""
+    """Initialise every child on X and Y (as Thinc does); nO is the shared output width."""
     for i, layer in enumerate(model.layers):
         with child_errors("add", i):
-            sample_Y = Y if layer.has_dim("nO") is None else None
-            layer.initialize(X=X, Y=sample_Y)
+            layer.initialize(X=X, Y=sample_Y_for(layer, Y))
     widths = {layer.maybe_get_dim("nO") for layer in model.layers} - {None}
     if len(widths) > 1:
         found = [layer.maybe_get_dim("nO") for layer in model.layers]

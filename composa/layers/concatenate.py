@@ -12,7 +12,15 @@ from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
 from ..util import get_width
-from ._combine import backprop_each, copy_shared_nI, fan_out_dims, flatten_nested, output_width, run_each
+from ._combine import (
+    backprop_each,
+    copy_shared_nI,
+    fan_out_dims,
+    flatten_nested,
+    output_width,
+    run_each,
+    sample_Y_for,
+)
 from .noop import noop
 
 __all__ = ["concatenate"]
@@ -78,12 +86,12 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
 
 
 def init(model: Model, X: Optional[Any] = None, Y: Optional[Any] = None) -> Model:
-    """Initialise every child on X; nO is the sum of the children's output widths."""
+    """Initialise every child on X (and Y, as Thinc does); nO is the sum of the children's output widths."""
     if X is not None and model.has_dim("nI") is not False:
         model.set_dim("nI", get_width(X), force=True)
     for i, layer in enumerate(model.layers):
         with child_errors("concatenate", i):
-            layer.initialize(X=X)
+            layer.initialize(X=X, Y=sample_Y_for(layer, Y))
     _set_known_dims(model)
     if model.has_dim("nO") is None and X is not None:
         width = output_width(model.predict(X))

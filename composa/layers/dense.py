@@ -40,17 +40,23 @@ def dense_layer(
     activation: Activation,
     nO: Optional[int],
     nI: Optional[int],
-    init_W: Callable,
-    init_b: Callable,
+    init_W: Optional[Callable],
+    init_b: Optional[Callable],
     dropout: Optional[float],
     normalize: bool,
     attrs: Optional[Dict[str, Any]] = None,
+    *,
+    default_W: Callable = glorot_uniform_init,
 ) -> Model[Floats2d, Floats2d]:
-    """The shared template: one weight node, then LayerNorm / Dropout when asked for."""
+    """The shared template: one weight node, then LayerNorm / Dropout when asked for.
+
+    An initializer given as None (the constructors' default, so that a filled config
+    holds ``null`` rather than a function) is `default_W` for W and zeros for b.
+    """
     model: Model[Floats2d, Floats2d] = Model(
         name,
         partial(dense_forward, activation),
-        init=partial(init_affine, init_W, init_b),
+        init=partial(init_affine, init_W or default_W, init_b or zero_init),
         dims={"nO": nO, "nI": nI},
         params={"W": None, "b": None},
         attrs=attrs or {},
@@ -147,8 +153,8 @@ def Relu(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = glorot_uniform_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
 ) -> Model[Floats2d, Floats2d]:
@@ -161,8 +167,8 @@ def Mish(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = glorot_uniform_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
 ) -> Model[Floats2d, Floats2d]:
@@ -175,13 +181,15 @@ def Swish(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = he_normal_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
 ) -> Model[Floats2d, Floats2d]:
     """Affine transform followed by ``x * sigmoid(x)``: (batch, nI) -> (batch, nO)."""
-    return dense_layer("swish", SWISH, nO, nI, init_W, init_b, dropout, normalize)
+    return dense_layer(
+        "swish", SWISH, nO, nI, init_W, init_b, dropout, normalize, default_W=he_normal_init
+    )
 
 
 @registry.layers("Gelu.v1")
@@ -189,13 +197,15 @@ def Gelu(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = he_normal_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
 ) -> Model[Floats2d, Floats2d]:
     """Affine transform followed by the erf-based GELU ``x * Phi(x)``: (batch, nI) -> (batch, nO)."""
-    return dense_layer("gelu", GELU, nO, nI, init_W, init_b, dropout, normalize)
+    return dense_layer(
+        "gelu", GELU, nO, nI, init_W, init_b, dropout, normalize, default_W=he_normal_init
+    )
 
 
 @registry.layers("Dish.v1")
@@ -203,13 +213,15 @@ def Dish(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = he_normal_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
 ) -> Model[Floats2d, Floats2d]:
     """Affine transform followed by ``0.5 x (1 + x / sqrt(1 + x^2))``: (batch, nI) -> (batch, nO)."""
-    return dense_layer("dish", DISH, nO, nI, init_W, init_b, dropout, normalize)
+    return dense_layer(
+        "dish", DISH, nO, nI, init_W, init_b, dropout, normalize, default_W=he_normal_init
+    )
 
 
 @registry.layers("HardSwish.v1")
@@ -217,13 +229,15 @@ def HardSwish(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = he_normal_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
 ) -> Model[Floats2d, Floats2d]:
     """Affine transform followed by ``x * hard_sigmoid(x)``: (batch, nI) -> (batch, nO)."""
-    return dense_layer("hardswish", HARD_SWISH, nO, nI, init_W, init_b, dropout, normalize)
+    return dense_layer(
+        "hardswish", HARD_SWISH, nO, nI, init_W, init_b, dropout, normalize, default_W=he_normal_init
+    )
 
 
 @registry.layers("HardSwishMobilenet.v1")
@@ -231,14 +245,15 @@ def HardSwishMobilenet(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = he_normal_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
 ) -> Model[Floats2d, Floats2d]:
     """Affine transform followed by ``x * relu6(x + 3) / 6``: (batch, nI) -> (batch, nO)."""
     return dense_layer(
-        "hardswishmobilenet", HARD_SWISH_MOBILENET, nO, nI, init_W, init_b, dropout, normalize
+        "hardswishmobilenet", HARD_SWISH_MOBILENET, nO, nI, init_W, init_b, dropout, normalize,
+        default_W=he_normal_init,
     )
 
 
@@ -247,8 +262,8 @@ def ClippedLinear(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = glorot_uniform_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
     slope: float = 1.0,
@@ -272,8 +287,8 @@ def HardSigmoid(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = glorot_uniform_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
 ) -> Model[Floats2d, Floats2d]:
@@ -288,8 +303,8 @@ def HardTanh(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = glorot_uniform_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
 ) -> Model[Floats2d, Floats2d]:
@@ -304,8 +319,8 @@ def ReluK(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = glorot_uniform_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
     k: float = 6.0,

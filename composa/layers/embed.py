@@ -18,7 +18,7 @@ def Embed(
     nV: Optional[int] = None,
     *,
     column: Optional[int] = None,
-    initializer: Callable = uniform_init,
+    initializer: Optional[Callable] = None,
     dropout: Optional[float] = None,
 ) -> Model[Ints1d, Floats2d]:
     """Rows of the table E (nV, nO) for ids in [0, nV): Ints1d (batch,) -> (batch, nO).
@@ -29,7 +29,7 @@ def Embed(
     return Model(
         "embed",
         forward,
-        init=partial(init_table, initializer),
+        init=partial(init_table, initializer or uniform_init),
         dims={"nO": nO, "nV": nV},
         attrs=lookup_attrs(column, dropout),
         params={"E": None},

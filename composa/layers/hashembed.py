@@ -27,7 +27,7 @@ def HashEmbed(
     *,
     seed: Optional[int] = None,
     column: Optional[int] = None,
-    initializer: Callable = uniform_init,
+    initializer: Optional[Callable] = None,
     dropout: Optional[float] = None,
 ) -> Model[Ints1d, Floats2d]:
     """Sum of 4 hashed rows of E (nV, nO) per id: Ints1d (batch,) of any ids -> (batch, nO).
@@ -40,7 +40,7 @@ def HashEmbed(
     return Model(
         "hashembed",
         forward,
-        init=partial(init_table, initializer),
+        init=partial(init_table, initializer or uniform_init),
         dims={"nO": nO, "nV": nV, "nI": None},
         attrs=lookup_attrs(column, dropout, seed=DEFAULT_SEED if seed is None else int(seed)),
         params={"E": None},

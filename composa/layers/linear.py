@@ -20,14 +20,14 @@ def Linear(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = glorot_uniform_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
 ) -> Model[InT, OutT]:
     """Affine transform: (batch, nI) -> (batch, nO)."""
     return Model(
         "linear",
         forward,
-        init=partial(init_affine, init_W, init_b),
+        init=partial(init_affine, init_W or glorot_uniform_init, init_b or zero_init),
         dims={"nO": nO, "nI": nI},
         params={"W": None, "b": None},
     )

@@ -13,15 +13,16 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy
 
 from ..backends._lstm import Packing
-from ..checks import describe
+from ..checks import check_padded, describe
 from ..config import registry
 from ..errors import ConfigurationError, ShapeMismatchError
 from ..initializers import glorot_uniform_init, zero_init
 from ..model import Model
 from ..types import Floats1d, Padded
 from ..util import get_width, partial
+from .pytorchwrapper import PyTorchLSTM  # noqa: F401 -- Thinc's path: thinc.layers.lstm holds it too
 
-__all__ = ["LSTM"]
+__all__ = ["LSTM", "PyTorchLSTM"]
 
 InT = Padded
 OutT = Padded
@@ -35,8 +36,8 @@ def LSTM(
     bi: bool = False,
     depth: int = 1,
     dropout: float = 0.0,
-    init_W: Callable = glorot_uniform_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
 ) -> Model[InT, OutT]:
     """LSTM over a time-major Padded batch: (T, B, nI) -> (T, B, nO); with `bi`, nO = 2 * hidden size."""
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
@@ -51,7 +52,7 @@ def LSTM(
     return Model(
         "lstm",
         forward,
-        init=partial(init, init_W, init_b),
+        init=partial(init, init_W or glorot_uniform_init, init_b or zero_init),
         dims={"nO": nO, "nI": nI, "depth": depth, "dirs": dirs},
         attrs={"registry_name": "LSTM.v1", "dropout_rate": dropout},
         params={"LSTM": None, "HC0": None},
@@ -262,6 +263,7 @@ def _check_input(model: Model, Xp: Any, nI: int) -> Any:
             f"the Padded batch has {data.shape[1]} columns but {len(Xp.lengths)} lengths",
             layer=model.name,
         )
+    check_padded(model.name, Xp)
     return data
 
 

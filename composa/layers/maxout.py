@@ -20,8 +20,8 @@ def Maxout(
     nI: Optional[int] = None,
     nP: Optional[int] = 3,
     *,
-    init_W: Callable = glorot_uniform_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     dropout: Optional[float] = None,
     normalize: bool = False,
 ) -> Model[Floats2d, Floats2d]:
@@ -31,7 +31,7 @@ def Maxout(
     model: Model[Floats2d, Floats2d] = Model(
         "maxout",
         forward,
-        init=partial(init, init_W, init_b),
+        init=partial(init, init_W or glorot_uniform_init, init_b or zero_init),
         dims={"nO": nO, "nI": nI, "nP": nP},
         params={"W": None, "b": None},
     )

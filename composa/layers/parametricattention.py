@@ -17,7 +17,10 @@ from ..types import Floats2d, Ragged
 from ..util import get_width
 from .noop import noop
 
-__all__ = ["ParametricAttention", "ParametricAttention_v2"]
+__all__ = ["ParametricAttention", "ParametricAttention_v2", "KEY_TRANSFORM_REF"]
+
+# The ref naming the key transform, under the name Thinc users import it by.
+KEY_TRANSFORM_REF = "key_transform"
 
 InT = Ragged
 OutT = Ragged
@@ -43,7 +46,7 @@ def ParametricAttention_v2(
         dims={"nO": nO},
         params={"Q": None},
         layers=[key_transform],
-        refs={"key_transform": key_transform},
+        refs={KEY_TRANSFORM_REF: key_transform},
     )
 
 
@@ -54,7 +57,7 @@ def forward(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Cal
     Q = model.get_param("Q")
     X = Xr.data
     lengths = Xr.lengths
-    key_transform = model.maybe_get_ref("key_transform")
+    key_transform = model.maybe_get_ref(KEY_TRANSFORM_REF)
     if key_transform is not None:
         try:
             K, backprop_keys = key_transform._func(key_transform, X, is_train=is_train)
@@ -101,7 +104,7 @@ def forward(model: Model[InT, OutT], Xr: InT, is_train: bool) -> Tuple[OutT, Cal
 
 def init(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = None) -> Model[InT, OutT]:
     """Infer nO from the width of X (or the key transform's nO), then draw Q ~ U(-0.1, 0.1)."""
-    key_transform = model.maybe_get_ref("key_transform")
+    key_transform = model.maybe_get_ref(KEY_TRANSFORM_REF)
     if X is not None:
         model.set_dim("nO", get_width(X))
     if key_transform is not None:

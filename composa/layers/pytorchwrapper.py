@@ -192,7 +192,7 @@ def convert_pytorch_default_inputs(model: Model, X: Any, is_train: bool) -> Tupl
     """Arrays in X -> tensors on the shim's device (requiring grad when training), packed as ArgsKwargs."""
     device = model.shims[0].device
     to_xp = partial(torch2xp, ops=model.ops)
-    if is_xp_array(X):  # the common case, without walking containers
+    if is_xp_array(X) and X.ndim >= 1:  # the common case, without walking containers
 
         def reverse_array(d_inputs: ArgsKwargs) -> Any:
             return to_xp(d_inputs.args[0])
@@ -200,6 +200,8 @@ def convert_pytorch_default_inputs(model: Model, X: Any, is_train: bool) -> Tupl
         return ArgsKwargs(args=(_to_torch(X, device=device, requires_grad=is_train),), kwargs={}), reverse_array
     to_torch = partial(_to_torch, device=device, requires_grad=is_train)
     converted = convert_recursive(is_xp_array, to_torch, X)
+    if not isinstance(converted, ArgsKwargs):
+        _check_convertible(model, X, converted)
 
     if isinstance(converted, ArgsKwargs):
 
@@ -224,6 +226,26 @@ def convert_pytorch_default_inputs(model: Model, X: Any, is_train: bool) -> Tupl
         return convert_recursive(is_torch_array, to_xp, d_inputs).args[0]
 
     return ArgsKwargs(args=(converted,), kwargs={}), reverse_single
+
+
+def _check_convertible(model: Model, X: Any, converted: Any) -> None:
+    """Raise unless the converted input is tensors (of rank >= 1), directly or in a list, tuple or dict.
+
+    Anything else (None, a string, a number, a Ragged or Padded) would reach the torch module
+    and fail there with torch's TypeError; ArgsKwargs are passed through as the caller built them.
+    """
+    if isinstance(converted, dict):
+        leaves = list(converted.values())
+    elif isinstance(converted, (list, tuple)):
+        leaves = list(converted)
+    else:
+        leaves = [converted]
+    if not leaves or not all(is_torch_array(leaf) and leaf.ndim >= 1 for leaf in leaves):
+        raise ShapeMismatchError(
+            f"expected an array (rank >= 1), or a list, tuple or dict of arrays, got {describe(X)}; "
+            f"pass convert_inputs= to PyTorchWrapper for other inputs (e.g. with_array for Ragged or Padded)",
+            layer=model.name,
+        )
 
 
 def convert_pytorch_default_outputs(model: Model, X_Ytorch: Tuple[Any, Any], is_train: bool) -> Tuple[Any, Callable]:

@@ -17,14 +17,14 @@ def Sigmoid(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = zero_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
 ) -> Model[Floats2d, Floats2d]:
     """Affine transform followed by the logistic function: (batch, nI) -> (batch, nO) in (0, 1)."""
     return Model(
         "sigmoid",
         partial(dense_forward, SIGMOID),
-        init=partial(init_if_unset, init_W, init_b),
+        init=partial(init_if_unset, init_W or zero_init, init_b or zero_init),
         dims={"nO": nO, "nI": nI},
         params={"W": None, "b": None},
     )

@@ -26,8 +26,8 @@ def Softmax(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = zero_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
 ) -> Model[Floats2d, Floats2d]:
     """Affine transform followed by softmax: (batch, nI) -> class probabilities (batch, nO).
 
@@ -41,8 +41,8 @@ def Softmax_v2(
     nO: Optional[int] = None,
     nI: Optional[int] = None,
     *,
-    init_W: Callable = zero_init,
-    init_b: Callable = zero_init,
+    init_W: Optional[Callable] = None,
+    init_b: Optional[Callable] = None,
     normalize_outputs: bool = True,
     temperature: float = 1.0,
 ) -> Model[Floats2d, Floats2d]:
@@ -55,7 +55,7 @@ def Softmax_v2(
     return Model(
         "softmax",
         forward,
-        init=partial(init_if_unset, init_W, init_b),
+        init=partial(init_if_unset, init_W or zero_init, init_b or zero_init),
         dims={"nO": nO, "nI": nI},
         params={"W": None, "b": None},
         attrs={"softmax_normalize": normalize_outputs, "softmax_temperature": temperature},

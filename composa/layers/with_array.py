@@ -6,11 +6,19 @@ back into the input's container, and gradients travel the same way back.
 from functools import partial
 from typing import Any, Callable, List, Sequence, Tuple
 
+from ..checks import check_padded, describe
 from ..config import registry
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
-from ._adapters import call_child, call_child_on_rows, empty_list_backprop, make_adapter, rows_of
+from ._adapters import (
+    call_child,
+    call_child_on_rows,
+    empty_list_backprop,
+    empty_padded_forward,
+    make_adapter,
+    rows_of,
+)
 
 __all__ = ["with_array", "with_array2d"]
 
@@ -74,6 +82,9 @@ def _ragged_forward(model: Model, X: Ragged, is_train: bool, as_2d: bool) -> Tup
 
 
 def _padded_forward(model: Model, X: Padded, is_train: bool, as_2d: bool) -> Tuple[Padded, Callable]:
+    if len(X.lengths) == 0:
+        return empty_padded_forward(model, X)
+    check_padded(model.name, X)
     call = call_child_on_rows if as_2d else call_child
     Y, backprop_layer = call(model, "with_array", X.data, is_train)
 
@@ -86,6 +97,7 @@ def _padded_forward(model: Model, X: Padded, is_train: bool, as_2d: bool) -> Tup
 def _list_forward(model: Model, Xs: Sequence[Any], is_train: bool) -> Tuple[List[Any], Callable]:
     if len(Xs) == 0:
         return [], empty_list_backprop
+    _check_items(model, Xs)
     pad = model.attrs["pad"]
     lengths = [len(X) for X in Xs]
     Y, backprop_layer = call_child(model, "with_array", _flatten(model.ops, Xs, pad), is_train)
@@ -97,6 +109,15 @@ def _list_forward(model: Model, Xs: Sequence[Any], is_train: bool) -> Tuple[List
     return model.ops.unflatten(Y, lengths, pad=pad), backprop
 
 
+def _check_items(model: Model, Xs: Sequence[Any]) -> None:
+    for i, X in enumerate(Xs):
+        if getattr(X, "ndim", 0) < 1:
+            raise ShapeMismatchError(
+                f"expected a list of arrays (one per sequence), got {describe(X)} at item {i}",
+                layer=model.name,
+            )
+
+
 def _to_array(as_2d: bool, model: Model, X: Any) -> Any:
     """The array the child sees for batch `X` (used on sample data at initialize)."""
     pad = model.attrs["pad"]
@@ -105,6 +126,7 @@ def _to_array(as_2d: bool, model: Model, X: Any) -> Any:
     if isinstance(X, Padded):
         return rows_of(model, X.data) if as_2d else X.data
     if isinstance(X, (list, tuple)):
+        _check_items(model, X)
         return _flatten(model.ops, X, pad) if len(X) else None
     if as_2d and X.ndim > 2:
         return rows_of(model, X)

@@ -6,7 +6,7 @@ from ..checks import describe
 from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
-from ._adapters import call_child, make_adapter
+from ._adapters import call_child, empty_padded_forward, make_adapter
 from ._containers import flatten_list, padded_like
 
 __all__ = ["with_padded"]
@@ -21,6 +21,8 @@ def with_padded(layer: Model) -> Model:
 def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
     ops = model.ops
     if isinstance(X, Padded):
+        if len(X.lengths) == 0:
+            return empty_padded_forward(model, X)
         return call_child(model, "with_padded", X, is_train)
     if isinstance(X, tuple) and len(X) == 4:
         Yp, backprop_layer = call_child(model, "with_padded", Padded(*X), is_train)

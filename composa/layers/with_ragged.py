@@ -6,7 +6,7 @@ from ..checks import describe
 from ..errors import ShapeMismatchError
 from ..model import Model
 from ..types import Padded, Ragged
-from ._adapters import call_child, empty_list_backprop, make_adapter
+from ._adapters import call_child, empty_list_backprop, empty_padded_forward, make_adapter
 from ._containers import flatten_list, padded_like
 
 __all__ = ["with_ragged"]
@@ -42,6 +42,8 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
 
         return ops.unflatten(Yr.dataXd, Yr.lengths), backprop_list
     if isinstance(X, Padded):
+        if len(X.lengths) == 0:
+            return empty_padded_forward(model, X)
         Xr = _list_to_ragged(ops, ops.padded2list(X), like_shape=(0,) + tuple(X.data.shape[2:]))
         Yr, backprop_layer = call_child(model, "with_ragged", Xr, is_train)
         Y = padded_like(ops, ops.unflatten(Yr.data, Yr.lengths), X)

@@ -26,7 +26,14 @@ from .conversions import get_torch_default_device, is_torch_array, require_torch
 from .pytorch_grad_scaler import PyTorchGradScaler
 from .shim import Shim
 
-__all__ = ["PyTorchShim", "PyTorchModuleError", "default_serialize_model", "default_deserialize_model"]
+__all__ = [
+    "PyTorchShim",
+    "PyTorchModuleError",
+    "default_serialize_model",
+    "default_deserialize_model",
+    "default_serialize_torch_model",
+    "default_deserialize_torch_model",
+]
 
 STATE_FORMAT = "composa-torch-state"
 STATE_VERSION = 1
@@ -296,6 +303,11 @@ def default_deserialize_model(module: Any, state_bytes: bytes, device: Any) -> A
             )
     module.load_state_dict(state, strict=True)
     return module
+
+
+# Thinc's names for the two, as Thinc users import them
+default_serialize_torch_model = default_serialize_model
+default_deserialize_torch_model = default_deserialize_model
 
 
 def _tensor_to_entry(name: str, tensor: Any) -> List[Any]:

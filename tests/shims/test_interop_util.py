@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as numpy_st
+from packaging.version import Version
 
 torch = pytest.importorskip("torch")
 
@@ -67,7 +68,7 @@ def test_default_device_is_cpu_under_numpy_ops():
 
 def test_compat_flags_describe_this_machine():
     assert compat.has_torch is True
-    assert compat.torch_version[0] >= 2
+    assert compat.torch_version >= Version("2.0") and compat.torch is torch
     assert compat.has_torch_cuda_gpu == torch.cuda.is_available()
     assert compat.has_gpu in (True, False)
     with pytest.raises(AttributeError):
@@ -89,7 +90,8 @@ def test_composa_imports_and_explains_itself_without_torch():
     script = BLOCK_TORCH + """
 import composa
 from composa import compat
-assert not compat.has_torch and compat.torch_version is None and not compat.has_torch_cuda_gpu
+from packaging.version import Version
+assert not compat.has_torch and compat.torch_version == Version("0.0.0") and compat.torch is None and not compat.has_torch_cuda_gpu
 try:
     composa.PyTorchWrapper(None)
 except ImportError as error:

@@ -1,0 +1,4 @@
+"""Thinc's module path ``thinc.layers.dish``: `Dish`, defined in `dense.py`."""
+from .dense import Dish
+
+__all__ = ["Dish"]
