@@ -90,9 +90,11 @@ class StepLog:
         self.path: Optional[Path] = None
 
     def on_train_begin(self, context: TrainingContext) -> None:
+        """Write to `file_name` in the training directory."""
         self.path = context.output / self.file_name
 
     def on_step(self, step: Dict[str, Any]) -> None:
+        """Append the step's record as a JSON line, every `every` steps."""
         if self.path is not None and step["step"] % self.every == 0:
             with self.path.open("a", encoding="utf8") as file_:
                 file_.write(json.dumps(step) + "\n")
@@ -107,6 +109,7 @@ class KeepBestModels:
         self.keep = keep
 
     def on_best_model(self, row: Dict[str, Any], path: Path) -> None:
+        """Copy the new best model to `model-epochN.bin` and delete all but the last `keep` copies."""
         shutil.copyfile(path, path.with_name(f"model-epoch{row['epoch']}.bin"))
         copies = sorted(path.parent.glob("model-epoch*.bin"), key=lambda p: int(p.stem.rsplit("epoch", 1)[1]))
         for old in copies[: -self.keep]:

@@ -384,6 +384,7 @@ class CosineDistance(Loss):
 def configure_CategoricalCrossentropy_v1(
     normalize: bool = True, names: Optional[Sequence[str]] = None, missing_value: Optional[Union[str, int]] = None
 ) -> CategoricalCrossentropy:
+    """The registered `CategoricalCrossentropy.v1`: a `CategoricalCrossentropy` from config values."""
     return CategoricalCrossentropy(normalize=normalize, names=names, missing_value=missing_value)
 
 
@@ -394,6 +395,7 @@ def configure_CategoricalCrossentropy_v2(
     missing_value: Optional[Union[str, int]] = None,
     neg_prefix: Optional[str] = None,
 ) -> CategoricalCrossentropy:
+    """The registered `CategoricalCrossentropy.v2`: v1 plus `neg_prefix` (a truth "!PER" with neg_prefix "!" says the row is not PER)."""
     return CategoricalCrossentropy(
         normalize=normalize, names=names, missing_value=missing_value, neg_prefix=neg_prefix
     )
@@ -407,6 +409,7 @@ def configure_CategoricalCrossentropy_v3(
     neg_prefix: Optional[str] = None,
     label_smoothing: float = 0.0,
 ) -> CategoricalCrossentropy:
+    """The registered `CategoricalCrossentropy.v3`: v2 plus `label_smoothing`."""
     return CategoricalCrossentropy(
         normalize=normalize,
         names=names,
@@ -420,6 +423,7 @@ def configure_CategoricalCrossentropy_v3(
 def configure_SequenceCategoricalCrossentropy_v1(
     normalize: bool = True, names: Optional[Sequence[str]] = None
 ) -> SequenceCategoricalCrossentropy:
+    """The registered `SequenceCategoricalCrossentropy.v1`: one loss over a list of sequences."""
     return SequenceCategoricalCrossentropy(normalize=normalize, names=names)
 
 
@@ -427,6 +431,7 @@ def configure_SequenceCategoricalCrossentropy_v1(
 def configure_SequenceCategoricalCrossentropy_v2(
     normalize: bool = True, names: Optional[Sequence[str]] = None, neg_prefix: Optional[str] = None
 ) -> SequenceCategoricalCrossentropy:
+    """The registered `SequenceCategoricalCrossentropy.v2`: v1 plus `neg_prefix`."""
     return SequenceCategoricalCrossentropy(normalize=normalize, names=names, neg_prefix=neg_prefix)
 
 
@@ -438,6 +443,7 @@ def configure_SequenceCategoricalCrossentropy_v3(
     missing_value: Optional[Union[str, int]] = None,
     label_smoothing: float = 0.0,
 ) -> SequenceCategoricalCrossentropy:
+    """The registered `SequenceCategoricalCrossentropy.v3`: v2 plus `missing_value` and `label_smoothing`."""
     return SequenceCategoricalCrossentropy(
         normalize=normalize,
         names=names,
@@ -449,9 +455,11 @@ def configure_SequenceCategoricalCrossentropy_v3(
 
 @registry.losses("L2Distance.v1")
 def configure_L2Distance(normalize: bool = True) -> L2Distance:
+    """The registered `L2Distance.v1`: an `L2Distance` from config values."""
     return L2Distance(normalize=normalize)
 
 
 @registry.losses("CosineDistance.v1")
 def configure_CosineDistance(normalize: bool = True, ignore_zeros: bool = False) -> CosineDistance:
+    """The registered `CosineDistance.v1`: a `CosineDistance` from config values."""
     return CosineDistance(normalize=normalize, ignore_zeros=ignore_zeros)
