@@ -216,7 +216,7 @@ def plan_node(
     check_node_info(where, info, node.name, strict)
     return NodePlan(
         dims=plan_dims(where, info.get("dims", {}), state.dims),
-        refs=plan_refs(where, info.get("refs") or {}, len(nodes)),
+        refs=plan_refs(where, info.get("refs", {}), len(nodes)),
         attrs=plan_attrs(where, attrs, node),
         params=plan_params(where, params, state.params),
         shims=plan_shims(where, shims, len(node.shims)),
@@ -259,11 +259,15 @@ def registered_entries(
             yield name, value
 
 
-def plan_refs(where: str, saved: Dict[str, Any], n_nodes: int) -> Dict[str, Optional[int]]:
-    """Saved refs as node indices, each None or inside the tree."""
+def plan_refs(where: str, saved: Any, n_nodes: int) -> Dict[str, Optional[int]]:
+    """Saved refs (a map of names) as node indices, each None or inside the tree."""
+    if not isinstance(saved, dict):
+        raise SerializationError(f"{where}: malformed refs entry: expected a map, got {type(saved).__name__}")
     refs = {}
     for name, index in saved.items():
-        if index is not None and (not isinstance(index, int) or not 0 <= index < n_nodes):
+        if not isinstance(name, str):
+            raise SerializationError(f"{where}: ref names are strings, got {name!r}")
+        if index is not None and (type(index) is not int or not 0 <= index < n_nodes):
             raise SerializationError(f"{where}: ref {name!r} points to invalid node {index!r}")
         refs[name] = index
     return refs
@@ -276,6 +280,8 @@ def plan_attrs(where: str, saved: Any, node: "Model") -> Dict[str, Any]:
     current = live_state(node).attrs
     attrs = {}
     for name, data in saved.items():
+        if not isinstance(name, str):
+            raise SerializationError(f"{where}: attr names are strings, got {name!r}")
         try:
             attrs[name] = deserialize_attr(current.get(name), data, name, node)
         except Exception as error:

@@ -476,9 +476,12 @@ def _write_checkpoint(
 
 
 def _restore_checkpoint(path: Path, model: Model, optimizer: Any) -> Tuple[int, List[Dict[str, Any]], Dict[str, Any]]:
-    state = msgpack_loads(read_bytes(path, what="training state"))
-    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-        raise ArchiveError(f"{path} is not a composa training state (version {STATE_VERSION})")
+    try:
+        state = msgpack_loads(read_bytes(path, what="training state"))
+    except SerializationError as error:
+        raise ArchiveError(f"{path} is not a composa training state: {error}") from error
+    epoch, history, best = _checked_checkpoint(path, state)
+    before = model.to_bytes()
     try:
         model.from_bytes(state["model"])
     except SerializationError as error:
@@ -486,9 +489,43 @@ def _restore_checkpoint(path: Path, model: Model, optimizer: Any) -> Tuple[int, 
     try:
         load_optimizer_state(optimizer, model, state["optimizer"])
     except SerializationError as error:
+        model.from_bytes(before)  # all or nothing: the model goes back to how it was built
         raise ArchiveError(f"{path}: the checkpointed optimizer state does not fit: {error}") from error
     _set_rng_state(state["rng"])
-    return int(state["epoch"]) + 1, json.loads(state["history"]), json.loads(state["best"])
+    return epoch + 1, history, best
+
+
+_CHECKPOINT_FIELDS = ("version", "epoch", "model", "optimizer", "history", "best", "rng")
+
+
+def _checked_checkpoint(path: Path, state: Any) -> Tuple[int, List[Dict[str, Any]], Dict[str, Any]]:
+    """The epoch, history and best entries of a checkpoint, after checking every field but the model's."""
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise ArchiveError(f"{path} is not a composa training state (version {STATE_VERSION})")
+    missing = [field for field in _CHECKPOINT_FIELDS if field not in state]
+    epoch, optimizer = state.get("epoch"), state.get("optimizer")
+    if missing or type(epoch) is not int or epoch < 0 or not isinstance(state["model"], bytes):
+        raise ArchiveError(f"{path}: malformed training state (missing {missing}, epoch {epoch!r})")
+    if optimizer is not None and not isinstance(optimizer, bytes):
+        raise ArchiveError(f"{path}: malformed training state: the optimizer state is not bytes")
+    try:
+        history, best = json.loads(state["history"]), json.loads(state["best"])
+        _check_rng_state(state["rng"])
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        raise ArchiveError(f"{path}: malformed training state: {error}") from error
+    if not isinstance(history, list) or not isinstance(best, dict):
+        raise ArchiveError(f"{path}: malformed training state: bad history or best entry")
+    return epoch, history, best
+
+
+def _check_rng_state(state: Any) -> None:
+    """Set the saved generator states on throwaway generators, so a bad one fails before anything changes."""
+    name, keys, position, has_gauss, cached = state["numpy"]
+    numpy.random.RandomState().set_state((name, numpy.asarray(keys, dtype="uint32"), position, has_gauss, cached))
+    version, internal, gauss = json.loads(state["python"])
+    random.Random().setstate((version, tuple(internal), gauss))
+    if "torch" in state and not (isinstance(state["torch"], numpy.ndarray) and state["torch"].dtype == "uint8"):
+        raise ValueError("the torch generator state is not an array of bytes")
 
 
 def seed_random_generators(seed: int) -> None:
