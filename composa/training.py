@@ -511,7 +511,7 @@ def _checked_checkpoint(path: Path, state: Any) -> Tuple[int, List[Dict[str, Any
     try:
         history, best = json.loads(state["history"]), json.loads(state["best"])
         _check_rng_state(state["rng"])
-    except (TypeError, ValueError, KeyError, OverflowError) as error:
+    except (TypeError, ValueError, LookupError, OverflowError) as error:  # what json and numpy raise
         raise ArchiveError(f"{path}: malformed training state: {error}") from error
     if not isinstance(history, list) or not isinstance(best, dict):
         raise ArchiveError(f"{path}: malformed training state: bad history or best entry")
