@@ -545,7 +545,7 @@ def _check_schedule_state(
     if trial is None:  # a wrapped generator: its state is checked, its values come from the user's code
         return
     low, high = _HYPER_RANGES[name]
-    if not isinstance(value, numbers.Real) or not low <= value < high:  # NaN fails both comparisons
+    if not isinstance(value, numbers.Real) or not low <= float(value) < high:  # NaN fails both comparisons
         raise SerializationError(
             f"Optimizer: the restored schedule {name!r} gives {value!r} at step {step}, "
             f"expected a number in [{low}, {high})"
@@ -557,7 +557,7 @@ def _checked_entry(entry: Dict[str, Any], key: KeyT, size: Optional[int]) -> Dic
     unknown = sorted(str(field) for field in entry if field not in _ENTRY_FIELDS)
     if unknown:
         raise SerializationError(f"Optimizer: unexpected fields {unknown} in the state of {key!r}")
-    checked = {field: entry.get(field) for field in _ENTRY_FIELDS}
+    checked: Dict[str, Any] = {field: entry.get(field) for field in _ENTRY_FIELDS}
     if type(checked["nr_update"]) is not int or checked["nr_update"] < 0:
         raise SerializationError(f"Optimizer: bad update count for {key!r}")
     if (checked["mom1"] is None) != (checked["mom2"] is None):

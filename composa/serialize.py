@@ -86,7 +86,7 @@ def portable_array(obj: Any) -> numpy.ndarray:
 
 def byte_view(array: numpy.ndarray) -> memoryview:
     """The raw bytes of a C-contiguous array, without copying them."""
-    return memoryview(array.reshape(-1)).cast("B")
+    return array.reshape(-1).data.cast("B")
 
 
 def _is_array(obj: Any) -> bool:
@@ -141,9 +141,20 @@ def _encode_value(obj: Any, dumps: Callable[[Any], bytes]) -> Any:
     if isinstance(obj, numpy.generic):
         return obj.item()
     # strict_types sends subclasses here too (e.g. a Config dict, an IntEnum).
-    for kind in (dict, list, str, bytes, bool, int, float):
-        if isinstance(obj, kind):
-            return kind(obj)
+    if isinstance(obj, dict):
+        return dict(obj)
+    if isinstance(obj, list):
+        return list(obj)
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return bytes(obj)
+    if isinstance(obj, bool):
+        return bool(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
     raise TypeError(f"cannot serialise a value of type {type(obj).__name__}")
 
 
@@ -555,7 +566,7 @@ def _locked_tempfile(path: Path) -> Any:
 
 def remove_stale_partials(directory: Union[str, Path]) -> List[str]:
     """Delete the partial files in `directory` left by writers that died; returns their names."""
-    removed = []
+    removed: List[str] = []
     try:
         entries = list(os.scandir(directory))
     except OSError:
