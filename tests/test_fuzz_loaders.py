@@ -17,7 +17,7 @@ from composa.serialize import PARTIAL_SUFFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "benchmarks" / "fuzz_loaders.py"
-PER_LOADER = 2000  # benchmarks/fuzz_loaders.py runs 100,000 and more
+PER_LOADER = 1000  # a few seconds per loader on 2 cores; benchmarks/fuzz_loaders.py runs 100,000 and more
 
 
 @pytest.mark.slow
