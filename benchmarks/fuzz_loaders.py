@@ -114,8 +114,8 @@ class Target:
             self.shim.from_bytes(self.baseline[2])
 
     def load(self, data: bytes) -> None:
-        import composa
         from composa import training
+        from composa.distributed import Communicator
 
         if self.loader == "from_bytes":
             self.model.from_bytes(data)
@@ -129,8 +129,7 @@ class Target:
             self.model.from_disk(path)
         elif self.loader == "resume":
             path = self.folder / "resume_state.bin"
-            path.write_bytes(data)
-            training._restore_checkpoint(path, self.model, self.optimizer)
+            training._restore_checkpoint(data, path, self.model, self.optimizer, Communicator())
         else:
             self._load_archive(data)
 

@@ -18,11 +18,15 @@ from .errors import (
     DataFileError,
     DataValidationError,
     DimensionConflictError,
+    DistributedError,
+    ExportError,
     IdOutOfRangeError,
     OpIndexError,
     PyTorchModuleError,
     SerializationError,
     ShapeMismatchError,
+    PredictionInputError,
+    UnknownLabelError,
     UnknownNameError,
     UnsetValueError,
 )
@@ -98,6 +102,8 @@ from .shims import PyTorchGradScaler, PyTorchShim, Shim, TorchScriptShim
 from .compat import enable_mxnet, enable_tensorflow, has_cupy
 from . import datasets  # noqa: F401 -- registers digits.v1 and labelled_files.v1
 from .archive import load
+from .export import export_onnx
+from .state_dict import from_state_dict, load_torch_state_dict, to_state_dict, torch_state_dict
 
 __all__ = [
     # errors
@@ -115,6 +121,10 @@ __all__ = [
     "DataFileError",
     "OpIndexError",
     "PyTorchModuleError",
+    "DistributedError",
+    "ExportError",
+    "UnknownLabelError",
+    "PredictionInputError",
     # types
     "ArgsKwargs",
     "Padded",
@@ -205,4 +215,10 @@ __all__ = [
     "has_cupy",
     # archives
     "load",
+    # interop: ONNX, state dicts
+    "export_onnx",
+    "to_state_dict",
+    "from_state_dict",
+    "torch_state_dict",
+    "load_torch_state_dict",
 ]

@@ -24,7 +24,10 @@ from .errors import ConfigError
 __all__ = ["Config", "registry", "ConfigValidationError"]
 
 ARGS_FIELD = "*"
-_TABLES = ("layers", "optimizers", "schedules", "losses", "initializers", "datasets", "ops")
+_TABLES = (
+    "layers", "optimizers", "schedules", "losses", "initializers", "datasets", "ops",
+    "tokenizers", "readers", "metrics", "callbacks", "vocab",
+)
 
 
 class registry(confection.registry):
@@ -37,6 +40,11 @@ class registry(confection.registry):
     initializers = catalogue.create("composa", "initializers", entry_points=True)
     datasets = catalogue.create("composa", "datasets", entry_points=True)
     ops = catalogue.create("composa", "ops", entry_points=True)
+    tokenizers = catalogue.create("composa", "tokenizers", entry_points=True)
+    readers = catalogue.create("composa", "readers", entry_points=True)
+    metrics = catalogue.create("composa", "metrics", entry_points=True)
+    callbacks = catalogue.create("composa", "callbacks", entry_points=True)
+    vocab = catalogue.create("composa", "vocab", entry_points=True)
 
     @classmethod
     def create(cls, registry_name: str, entry_points: bool = False) -> None:

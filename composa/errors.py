@@ -28,6 +28,10 @@ __all__ = [
     "ConfigError",
     "ArchiveError",
     "PyTorchModuleError",
+    "DistributedError",
+    "ExportError",
+    "UnknownLabelError",
+    "PredictionInputError",
 ]
 
 
@@ -124,8 +128,22 @@ class ArchiveError(ComposaError, ValueError):
     """A training directory is missing a file, or its files do not fit together."""
 
 
+class UnknownLabelError(ComposaError, KeyError):
+    """A label (or a token of a namespace without an OOV id) that the vocabulary does not hold."""
+
+    __str__ = ComposaError.__str__
+
+
+class PredictionInputError(ComposaError, ValueError):
+    """Input given to a predictor (or to ``composa serve``) that is not what the model reads."""
+
+
 class PyTorchModuleError(ComposaError, RuntimeError):
     """The wrapped torch module raised while running (e.g. a width it cannot multiply)."""
+
+
+class ExportError(ComposaError, ValueError):
+    """A model cannot be written in another framework's format (e.g. a layer ONNX export has no converter for)."""
 
 
 class ConfigError(ConfigValidationError, ComposaError):
@@ -150,3 +168,18 @@ class ConfigError(ConfigValidationError, ComposaError):
             where = error.get("where") or " -> ".join(str(part) for part in error.get("loc", []))
             lines.append(f"  {where}: {error.get('msg')}")
         return "\n".join(lines)
+
+
+class DistributedError(ComposaError, RuntimeError):
+    """The processes of a distributed run disagree (configs, shapes, data) or lost contact.
+
+    ``lost_contact`` is True when another rank stopped answering (it failed, was killed,
+    or a collective timed out): this rank's error is then a consequence, not the cause.
+    ``on_every_rank`` is True when every rank raises this same error (a start-up check
+    over gathered data), so one rank (rank 0) can report it for all.
+    """
+
+    def __init__(self, message: str, *, lost_contact: bool = False, on_every_rank: bool = False) -> None:
+        super().__init__(message)
+        self.lost_contact = lost_contact
+        self.on_every_rank = on_every_rank

@@ -26,7 +26,7 @@ from typing import (
     cast,
 )
 
-from . import model_io
+from . import model_io, safetensors_io
 from ._ids import next_id
 from .backends import CupyOps, NumpyOps, Ops, get_current_ops
 from .checks import name_unnamed_error
@@ -601,6 +601,15 @@ class Model(ModelThincAccessors, Generic[InT, OutT]):
     def from_dict(self: SelfT, msg: Dict[str, Any]) -> SelfT:
         """Validate `msg` against this model completely, then apply it (all or nothing)."""
         model_io.from_dict(self, msg)
+        return self
+
+    def to_safetensors(self, path: Union[str, Path]) -> None:
+        """Write every param to a safetensors file, keyed by stable per-node paths such as ``"1.relu.W"``."""
+        safetensors_io.to_safetensors(self, path)
+
+    def from_safetensors(self: SelfT, path: Union[str, Path]) -> SelfT:
+        """Load a :meth:`to_safetensors` file (memory-mapped); on any problem raise and leave the model as it was."""
+        safetensors_io.from_safetensors(self, path)
         return self
 
     def can_from_dict(self, msg: Dict[str, Any], *, strict: bool = True) -> bool:

@@ -265,6 +265,7 @@ class Padded:
     indices: Any
 
     def copy(self) -> "Padded":
+        """A Padded with copies of all four arrays (data, size_at_t, lengths, indices)."""
         return Padded(
             self.data.copy(), self.size_at_t.copy(), self.lengths.copy(), self.indices.copy()
         )
@@ -330,14 +331,17 @@ class ArgsKwargs:
         return cls(args=tuple(value for _, value in positional), kwargs=named)
 
     def keys(self) -> Iterator[Union[int, str]]:
+        """The positions of the positional arguments (0, 1, ...), then the keyword names."""
         yield from range(len(self.args))
         yield from self.kwargs.keys()
 
     def values(self) -> Iterator[Any]:
+        """The positional arguments, then the keyword arguments' values."""
         yield from self.args
         yield from self.kwargs.values()
 
     def items(self) -> Iterator[Tuple[Union[int, str], Any]]:
+        """`(position, value)` for the positional arguments, then `(name, value)` for the keywords."""
         yield from enumerate(self.args)
         yield from self.kwargs.items()
 

@@ -159,6 +159,12 @@ def to_categorical(Y: Any, n_classes: Optional[int] = None, *, label_smoothing: 
 
     The gold class gets ``1 - label_smoothing`` and every other class
     ``label_smoothing / (n_classes - 1)``. The result lives where `Y` does (numpy or cupy).
+
+    Examples:
+        >>> import numpy
+        >>> from composa import to_categorical
+        >>> to_categorical(numpy.asarray([0, 2]), n_classes=3).tolist()
+        [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     """
     xp = get_array_module(Y) if is_xp_array(Y) else numpy
     labels = xp.asarray(Y)
@@ -259,6 +265,7 @@ class ArrayInfo:
 
     @classmethod
     def from_array(cls, arr: Any) -> "ArrayInfo":
+        """The shape and dtype of `arr` (any array with `.shape` and `.dtype`)."""
         return cls(shape=tuple(arr.shape), dtype=arr.dtype)
 
     def check_consistency(self, arr: Any) -> None:

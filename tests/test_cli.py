@@ -180,3 +180,21 @@ def test_a_composa_runtime_error_is_one_line_and_exit_status_1(tmp_path, capsys)
     code.write_text("from composa.shims.pytorch import PyTorchModuleError\nraise PyTorchModuleError('the module failed')\n")
     assert composa.cli.main(["evaluate", str(tmp_path), "--code", str(code)]) == 1
     assert "composa evaluate: error: the module failed" in capsys.readouterr().err
+
+
+def test_export_writes_an_onnx_graph_that_gives_the_trained_models_predictions(trained, dev_split, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    directory, _ = trained
+    result = composa_command("export", directory, "--onnx", tmp_path / "digits.onnx")
+    assert result.returncode == 0, result.stderr
+    assert "onnxruntime matches predict within" in result.stderr
+    session = onnxruntime.InferenceSession(str(tmp_path / "digits.onnx"), providers=["CPUExecutionProvider"])
+    dev_X, _ = dev_split
+    model = composa.load(directory)
+    assert numpy.abs(session.run(None, {"X": dev_X})[0] - model.predict(dev_X)).max() <= 1e-5
+
+
+def test_export_needs_the_onnx_option(trained):
+    directory, _ = trained
+    result = composa_command("export", directory)
+    assert result.returncode == 2 and "--onnx" in result.stderr

@@ -1,7 +1,7 @@
 """The documentation covers every public name, and its Python examples run as written.
 
 A name counts as documented when it appears inside backticks somewhere under ``docs/``.
-Every ```python block of README.md and docs/*.md runs in a fresh temporary directory, in
+Every ```python block of README.md and docs/**/*.md runs in a fresh temporary directory, in
 its own interpreter. A block may be preceded by an HTML comment starting ``<!-- setup``:
 its body runs first (it builds the sample data the prose assumes) and is invisible on the
 rendered page. Blocks that need a GPU are skipped.
@@ -19,7 +19,7 @@ import composa
 import composa.layers
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]  # tutorials/ and reference/ too
 BLOCK = re.compile(r"(?:<!--\s*setup[^\n]*\n(?P<setup>.*?)-->\s*\n)?^```python\n(?P<code>.*?)^```", re.S | re.M)
 NEEDS_GPU = re.compile(r"require_gpu|cupy|CupyOps\(|\.cuda\(|device=\"cuda")
 
@@ -31,7 +31,7 @@ def public_names():
 
 
 def docs_text() -> str:
-    return "\n".join(path.read_text() for path in (ROOT / "docs").glob("*.md"))
+    return "\n".join(path.read_text() for path in (ROOT / "docs").rglob("*.md"))
 
 
 def python_blocks() -> list:
@@ -40,8 +40,13 @@ def python_blocks() -> list:
         text = path.read_text()
         for match in BLOCK.finditer(text):
             line = text[: match.start("code")].count("\n")
-            blocks.append(pytest.param(match.group("setup") or "", match.group("code"), id=f"{path.name}:{line}"))
+            blocks.append(pytest.param(match.group("setup") or "", match.group("code"), id=f"{doc_name(path)}:{line}"))
     return blocks
+
+
+def doc_name(path: Path) -> str:
+    """`model.md`, `tutorials/from_thinc.md`, `README.md`: the test id's file part."""
+    return path.relative_to(ROOT / "docs").as_posix() if (ROOT / "docs") in path.parents else path.name
 
 
 def test_the_docs_have_python_examples():

@@ -91,49 +91,58 @@ class CupyOps(Ops):
         return kernel(*args, target) if inplace else kernel(*args)
 
     def sigmoid(self, X: Any, *, inplace: bool = False) -> Any:
+        """`Ops.sigmoid` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(X):
             return super().sigmoid(X, inplace=inplace)
         return self._elementwise("sigmoid", inplace, X, X)
 
     def swish(self, X: Any, inplace: bool = False) -> Any:
+        """`Ops.swish` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(X):
             return super().swish(X, inplace=inplace)
         return self._elementwise("swish", inplace, X, X)
 
     def backprop_swish(self, dY: Any, X: Any, Y: Any, inplace: bool = False) -> Any:
+        """`Ops.backprop_swish` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(dY, X, Y):
             return super().backprop_swish(dY, X, Y, inplace=inplace)
         check_same_shape("backprop_swish", dY, X)
         return self._elementwise("backprop_swish", inplace, dY, dY, X, Y)
 
     def gelu(self, X: Any, inplace: bool = False) -> Any:
+        """`Ops.gelu` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(X):
             return super().gelu(X, inplace=inplace)
         return self._elementwise("gelu", inplace, X, X)
 
     def backprop_gelu(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """`Ops.backprop_gelu` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(dY, X):
             return super().backprop_gelu(dY, X, inplace=inplace)
         check_same_shape("backprop_gelu", dY, X)
         return self._elementwise("backprop_gelu", inplace, dY, dY, X)
 
     def mish(self, X: Any, threshold: float = 20.0, inplace: bool = False) -> Any:
+        """`Ops.mish` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(X):
             return super().mish(X, threshold=threshold, inplace=inplace)
         return self._elementwise("mish", inplace, X, X, X.dtype.type(threshold))
 
     def backprop_mish(self, dY: Any, X: Any, threshold: float = 20.0, inplace: bool = False) -> Any:
+        """`Ops.backprop_mish` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(dY, X):
             return super().backprop_mish(dY, X, threshold=threshold, inplace=inplace)
         check_same_shape("backprop_mish", dY, X)
         return self._elementwise("backprop_mish", inplace, dY, dY, X, X.dtype.type(threshold))
 
     def dish(self, X: Any, inplace: bool = False) -> Any:
+        """`Ops.dish` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(X):
             return super().dish(X, inplace=inplace)
         return self._elementwise("dish", inplace, X, X)
 
     def backprop_dish(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """`Ops.backprop_dish` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(dY, X):
             return super().backprop_dish(dY, X, inplace=inplace)
         check_same_shape("backprop_dish", dY, X)
@@ -148,6 +157,7 @@ class CupyOps(Ops):
         max_val: float = 1.0,
         inplace: bool = False,
     ) -> Any:
+        """`Ops.clipped_linear` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(X):
             return super().clipped_linear(X, slope, offset, min_val, max_val, inplace=inplace)
         t = X.dtype.type
@@ -165,6 +175,7 @@ class CupyOps(Ops):
         max_val: float = 1.0,
         inplace: bool = False,
     ) -> Any:
+        """`Ops.backprop_clipped_linear` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(dY, X):
             return super().backprop_clipped_linear(dY, X, slope, offset, min_val, max_val, inplace=inplace)
         check_same_shape("backprop_clipped_linear", dY, X)
@@ -174,12 +185,14 @@ class CupyOps(Ops):
         )
 
     def backprop_hard_swish(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """`Ops.backprop_hard_swish` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(dY, X):
             return super().backprop_hard_swish(dY, X, inplace=inplace)
         check_same_shape("backprop_hard_swish", dY, X)
         return self._elementwise("backprop_hard_swish", inplace, dY, dY, X)
 
     def backprop_hard_swish_mobilenet(self, dY: Any, X: Any, inplace: bool = False) -> Any:
+        """`Ops.backprop_hard_swish_mobilenet` as one fused CUDA kernel for float32/float64 arrays; other dtypes use the base code."""
         if not _fused(dY, X):
             return super().backprop_hard_swish_mobilenet(dY, X, inplace=inplace)
         check_same_shape("backprop_hard_swish_mobilenet", dY, X)

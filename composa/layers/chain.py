@@ -19,7 +19,15 @@ def chain_registered(*layer: Model) -> Model:
 
 
 def chain(layer1: Model, layer2: Model, *layers: Model) -> Model:
-    """Compose layers: ``chain(f, g)(X) == g(f(X))``, with backprop in reverse order."""
+    """Compose layers: ``chain(f, g)(X) == g(f(X))``, with backprop in reverse order.
+
+    Examples:
+        >>> import numpy
+        >>> from composa import Relu, Softmax, chain
+        >>> model = chain(Relu(8), Softmax(3)).initialize(X=numpy.zeros((2, 5), dtype="float32"))
+        >>> model.predict(numpy.zeros((4, 5), dtype="float32")).shape
+        (4, 3)
+    """
     all_layers: List[Model] = [layer1, layer2, *layers]
     for i, layer in enumerate(all_layers):
         if not isinstance(layer, Model):

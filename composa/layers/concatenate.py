@@ -20,7 +20,15 @@ __all__ = ["concatenate"]
 
 @registry.layers("concatenate.v1")
 def concatenate(*layers: Model) -> Model:
-    """Join the layers' outputs along the last axis: ``(X) -> [f(X) | g(X)]``."""
+    """Join the layers' outputs along the last axis: ``(X) -> [f(X) | g(X)]``.
+
+    Examples:
+        >>> import numpy
+        >>> from composa import Relu, concatenate
+        >>> model = concatenate(Relu(4), Relu(6)).initialize(X=numpy.zeros((2, 3), dtype="float32"))
+        >>> model.predict(numpy.zeros((2, 3), dtype="float32")).shape
+        (2, 10)
+    """
     if not layers:
         return noop()
     if len(layers) == 1:

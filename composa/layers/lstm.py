@@ -168,16 +168,22 @@ def lstm_state_dict(model: Model) -> Dict[str, Any]:
 
     return {
         name: torch.from_numpy(numpy.array(array, copy=True))
-        for name, array in _torch_arrays(model).items()
+        for name, array in torch_arrays(model).items()
     }
 
 
 def load_lstm_state_dict(model: Model, state_dict: Any) -> Model:
     """Copy weights from a ``torch.nn.LSTM`` (or its state dict) into the LSTM layer; returns it."""
+    model.set_param("LSTM", params_from_torch(model, state_dict))
+    return model
+
+
+def params_from_torch(model: Model, state_dict: Any) -> Any:
+    """The flat ``LSTM`` param holding a ``torch.nn.LSTM``'s (or its state dict's) weights, checked."""
     if hasattr(state_dict, "state_dict"):
         state_dict = state_dict.state_dict()
     params = model.get_param("LSTM")
-    layout = _torch_layout(model)
+    layout = torch_layout(model)
     missing = [name for name, _, _ in layout if name not in state_dict]
     if missing:
         raise ConfigurationError(
@@ -197,16 +203,16 @@ def load_lstm_state_dict(model: Model, state_dict: Any) -> Model:
                 layer=model.name,
             )
         new[where] = model.ops.asarray(value.ravel(), dtype=params.dtype)
-    model.set_param("LSTM", new)
-    return model
+    return new
 
 
-def _torch_arrays(model: Model) -> Dict[str, Any]:
+def torch_arrays(model: Model) -> Dict[str, Any]:
+    """The LSTM's weights as numpy arrays under ``torch.nn.LSTM``'s names (views of the flat param)."""
     params = model.ops.to_numpy(model.get_param("LSTM"))
-    return {name: params[where].reshape(shape) for name, where, shape in _torch_layout(model)}
+    return {name: params[where].reshape(shape) for name, where, shape in torch_layout(model)}
 
 
-def _torch_layout(model: Model) -> List[Tuple[str, slice, Tuple[int, ...]]]:
+def torch_layout(model: Model) -> List[Tuple[str, slice, Tuple[int, ...]]]:
     """(torch name, slice of the flat vector, shape) for every weight, in storage order."""
     nO, nI = model.get_dim("nO"), model.get_dim("nI")
     depth, dirs = model.get_dim("depth"), model.get_dim("dirs")

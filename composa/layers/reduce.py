@@ -28,7 +28,15 @@ def reduce_sum() -> Model[InT, OutT]:
 
 @registry.layers("reduce_mean.v1")
 def reduce_mean() -> Model[InT, OutT]:
-    """Average the rows of each sequence: Ragged (T, O) -> (B, O); empty sequences give zeros."""
+    """Average the rows of each sequence: Ragged (T, O) -> (B, O); empty sequences give zeros.
+
+    Examples:
+        >>> import numpy
+        >>> from composa import Ragged, reduce_mean
+        >>> batch = Ragged(numpy.arange(10, dtype="float32").reshape(5, 2), numpy.asarray([2, 3], dtype="int32"))
+        >>> reduce_mean().predict(batch).tolist()
+        [[1.0, 2.0], [6.0, 7.0]]
+    """
     return Model("reduce_mean", forward_mean)
 
 

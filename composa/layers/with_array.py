@@ -17,7 +17,16 @@ __all__ = ["with_array", "with_array2d"]
 
 @registry.layers("with_array.v1")
 def with_array(layer: Model, pad: int = 0) -> Model:
-    """Run `layer` on the rows of a list / Ragged / Padded / array batch, keeping the container."""
+    """Run `layer` on the rows of a list / Ragged / Padded / array batch, keeping the container.
+
+    Examples:
+        >>> import numpy
+        >>> from composa import Relu, with_array
+        >>> docs = [numpy.zeros((2, 3), dtype="float32"), numpy.zeros((5, 3), dtype="float32")]
+        >>> model = with_array(Relu(4)).initialize(X=docs)
+        >>> [Y.shape for Y in model.predict(docs)]
+        [(2, 4), (5, 4)]
+    """
     return _make(layer, pad, forward)
 
 

@@ -44,6 +44,7 @@ class PyTorchGradScaler:
 
     @property
     def enabled(self) -> bool:
+        """Whether gradients are scaled at all (set at construction)."""
         return self._enabled
 
     @property

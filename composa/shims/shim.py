@@ -70,9 +70,11 @@ class Shim:
         raise NotImplementedError(f"{type(self).__name__} does not implement to_device")
 
     def to_gpu(self, device_id: int) -> None:
+        """Move the wrapped model to CUDA GPU `device_id` (`to_device("gpu", device_id)`)."""
         self.to_device("gpu", device_id)
 
     def to_cpu(self) -> None:
+        """Move the wrapped model to the CPU (`to_device("cpu", -1)`)."""
         self.to_device("cpu", -1)
 
     def to_bytes(self) -> bytes:

@@ -10,9 +10,11 @@ from composa.backends import CupyOps, NumpyOps, Ops, has_cupy_gpu
 sys.path.insert(0, str(Path(__file__).parent))
 
 OPS_CLASSES = [Ops, NumpyOps] + ([CupyOps] if has_cupy_gpu else [])
+# CupyOps is always a parameter, marked gpu, so `pytest -m gpu` selects its cases (skipped without one).
+OPS_PARAMS = [Ops, NumpyOps, pytest.param(CupyOps, marks=pytest.mark.gpu)]
 
 
-@pytest.fixture(params=OPS_CLASSES, ids=lambda cls: cls.__name__)
+@pytest.fixture(params=OPS_PARAMS, ids=lambda cls: cls.__name__)
 def ops(request):
     return request.param()
 

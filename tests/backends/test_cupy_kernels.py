@@ -5,7 +5,7 @@ import pytest
 from composa.backends import CupyOps, NumpyOps, has_cupy_gpu
 from composa.backends._cupy_kernels import KERNELS
 
-pytestmark = pytest.mark.skipif(not has_cupy_gpu, reason="needs cupy and a CUDA GPU")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not has_cupy_gpu, reason="needs cupy and a CUDA GPU")]
 
 # (method, arguments after the arrays) for each fused kernel; arrays: X or (dY, X) or (dY, X, Y)
 FORWARD = ["sigmoid", "swish", "gelu", "mish", "dish", "clipped_linear"]

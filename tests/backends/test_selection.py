@@ -82,6 +82,7 @@ def test_cupy_ops_without_cupy_says_how_to_install_it():
             pass
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not has_cupy_gpu, reason="needs cupy and a CUDA GPU")
 def test_require_gpu_makes_cupy_ops_current():
     before = get_current_ops()

@@ -471,6 +471,7 @@ def test_model_to_cpu_moves_the_shim_too():
     assert model.predict(batch()).shape == (5, 4)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not (has_torch_cuda_gpu and has_cupy_gpu), reason="needs a CUDA GPU with cupy")
 def test_wrapper_on_gpu_exchanges_cupy_arrays_via_dlpack():
     import cupy

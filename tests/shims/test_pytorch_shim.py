@@ -342,6 +342,7 @@ def test_to_device_cpu_and_unknown_device_types():
         shim.to_device("tpu", 0)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not has_torch_cuda_gpu, reason="needs a CUDA GPU")
 def test_to_device_gpu_moves_the_module_and_back():
     shim = PyTorchShim(make_module())
