@@ -284,10 +284,15 @@ def load_config(path: Union[str, Path]) -> Config:
 
 def build_model(config: Config, *, where: str = "the config") -> Model:
     """Resolve only the ``[model]`` section of `config` (no data is loaded, nothing is trained)."""
-    interpolated = config if getattr(config, "is_interpolated", True) else config.interpolate()
-    if "model" not in interpolated:
-        raise ArchiveError(f"{where} has no [model] section")
-    model = registry.resolve({"model": interpolated["model"]})["model"]
+    try:
+        interpolated = config if getattr(config, "is_interpolated", True) else config.interpolate()
+        if "model" not in interpolated:
+            raise ArchiveError(f"{where} has no [model] section")
+        model = registry.resolve({"model": interpolated["model"]})["model"]
+    except ArchiveError:
+        raise
+    except Exception as error:  # confection, configparser, RecursionError and the layers: all become ArchiveError
+        raise ArchiveError(f"the [model] section of {where} could not be built: {error}") from error
     if not isinstance(model, Model):
         raise ArchiveError(f"the [model] section of {where} builds a {type(model).__name__}, not a Model")
     return model

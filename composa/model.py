@@ -612,11 +612,11 @@ class Model(ModelThincAccessors, Generic[InT, OutT]):
         return model_io.to_dict(self)
 
     def to_bytes(self) -> bytes:
-        """msgpack bytes of :meth:`to_dict` plus a CRC-32 checksum; the same model gives the same bytes."""
+        """msgpack bytes of :meth:`to_dict` plus a checksum; the same model gives the same bytes."""
         return model_io.to_bytes(self)
 
     def to_disk(self, path: Union[str, Path]) -> None:
-        """Write :meth:`to_bytes` to one file, atomically (temp file, fsync, rename)."""
+        """Stream :meth:`to_bytes` to one file, atomically (temp file, fsync, rename)."""
         model_io.to_disk(self, path)
 
     def from_bytes(self: SelfT, bytes_data: bytes) -> SelfT:

@@ -17,17 +17,20 @@ public ``name``, ``ops``, ``shims`` and ``walk()`` of a node, and never imports
 """
 import contextlib
 import functools
+import mmap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
+
+import numpy
 
 from .errors import SerializationError
 from .serialize import (
-    dumps_with_checksum,
+    dump_parts_with_checksum,
     loads_with_checksum,
+    mapped_file,
     msgpack_dumps,
     msgpack_loads,
-    read_bytes,
-    write_bytes_atomic,
+    write_parts_atomic,
 )
 from .thinc_format import is_thinc_document, to_document
 from .types import Unserializable
@@ -49,12 +52,15 @@ __all__ = [
     "can_from_bytes",
     "can_from_disk",
     "encode",
+    "encode_parts",
     "decode",
+    "DECODERS",
     "plan_load",
     "apply_plan",
 ]
 
-FORMAT_VERSION = 1
+# 2: the checksum is XXH3-64 (``["xxh3_64", digest]``); 1 (still read): a CRC-32 int.
+FORMAT_VERSION = 2
 MESSAGE_KEYS = ("composa", "nodes", "attrs", "params", "shims")
 NODE_FIELDS = ("nodes", "attrs", "params", "shims")
 
@@ -152,14 +158,35 @@ def serialize_attrs(node: "Model") -> Dict[str, bytes]:
     }
 
 
+def encode_parts(msg: Dict[str, Any]) -> List[Any]:
+    """A document as the buffers of its bytes, in order: each large array is written from its own memory."""
+    return dump_parts_with_checksum(msg)
+
+
 def encode(msg: Dict[str, Any]) -> bytes:
-    """A document as bytes: msgpack plus a CRC-32 checksum; the same document gives the same bytes."""
-    return dumps_with_checksum(msg)
+    """A document as bytes: msgpack plus a checksum; the same document gives the same bytes."""
+    return b"".join(encode_parts(msg))
 
 
-def decode(data: bytes) -> Any:
-    """Bytes from :func:`encode` (or Thinc's ``to_bytes``) back to a document; not yet checked as a model."""
-    msg = loads_with_checksum(data)
+def is_composa_document(data: Any) -> bool:
+    """Whether `data` starts like composa's model bytes: a msgpack map whose first key is "composa"."""
+    head = bytes(data[:11])
+    return head[1:9] == b"\xa7composa" and 0x80 <= head[0] <= 0x8F or head[3:11] == b"\xa7composa" and head[0] == 0xDE
+
+
+# Byte formats that load, each (detect, decode): the decoder turns bytes into a document
+# (params as numpy arrays, possibly read-only views of the bytes), which plan_load checks.
+DECODERS: List[Tuple[Callable[[Any], bool], Callable[[Any], Any]]] = [(is_composa_document, loads_with_checksum)]
+
+
+def decode(data: Any) -> Any:
+    """Bytes of any format in :data:`DECODERS` as a document (checksums verified); not yet checked as a model."""
+    if not isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)):
+        raise SerializationError(f"expected bytes, got {type(data).__name__}")
+    for detect, decoder in DECODERS:
+        if detect(data):
+            return decoder(data)
+    msg = loads_with_checksum(data)  # none claims it: Thinc's bytes, or composa's decoder says what is wrong
     return to_document(msg) if is_thinc_document(msg) else msg
 
 
@@ -169,8 +196,8 @@ def to_bytes(model: "Model") -> bytes:
 
 
 def to_disk(model: "Model", path: Union[str, Path]) -> None:
-    """Write :func:`to_bytes` to one file, atomically (temp file, fsync, rename)."""
-    write_bytes_atomic(path, to_bytes(model))
+    """Stream the encoded :func:`to_dict` to one file, atomically (temp file, fsync, rename)."""
+    write_parts_atomic(path, encode_parts(to_dict(model)))
 
 
 # (b) document -> plan (never changes the model) -------------------------------------------
@@ -218,7 +245,7 @@ def plan_node(
     check_node_info(where, info, node.name, strict)
     return NodePlan(
         dims=plan_dims(where, info.get("dims", {}), state.dims),
-        refs=plan_refs(where, info.get("refs") or {}, len(nodes)),
+        refs=plan_refs(where, info.get("refs", {}), len(nodes)),
         attrs=plan_attrs(where, attrs, node),
         params=plan_params(where, params, state.params),
         shims=plan_shims(where, shims, len(node.shims)),
@@ -229,7 +256,7 @@ def check_node_info(where: str, info: Any, name: str, strict: bool) -> None:
     """The node entry is a dict with a dims dict and, when `strict`, the node's name."""
     if not isinstance(info, dict) or not isinstance(info.get("dims", {}), dict):
         raise SerializationError(f"{where}: malformed node entry")
-    if strict and info.get("name") != name:
+    if strict and (not isinstance(info.get("name"), str) or info["name"] != name):
         raise SerializationError(
             f"{where}: the bytes hold a layer named {info.get('name')!r} here; "
             f"was this saved from a different model?"
@@ -261,11 +288,15 @@ def registered_entries(
             yield name, value
 
 
-def plan_refs(where: str, saved: Dict[str, Any], n_nodes: int) -> Dict[str, Optional[int]]:
-    """Saved refs as node indices, each None or inside the tree."""
+def plan_refs(where: str, saved: Any, n_nodes: int) -> Dict[str, Optional[int]]:
+    """Saved refs (a map of names) as node indices, each None or inside the tree."""
+    if not isinstance(saved, dict):
+        raise SerializationError(f"{where}: malformed refs entry: expected a map, got {type(saved).__name__}")
     refs = {}
     for name, index in saved.items():
-        if index is not None and (not isinstance(index, int) or not 0 <= index < n_nodes):
+        if not isinstance(name, str):
+            raise SerializationError(f"{where}: ref names are strings, got {name!r}")
+        if index is not None and (type(index) is not int or not 0 <= index < n_nodes):
             raise SerializationError(f"{where}: ref {name!r} points to invalid node {index!r}")
         refs[name] = index
     return refs
@@ -278,6 +309,8 @@ def plan_attrs(where: str, saved: Any, node: "Model") -> Dict[str, Any]:
     current = live_state(node).attrs
     attrs = {}
     for name, data in saved.items():
+        if not isinstance(name, str):
+            raise SerializationError(f"{where}: attr names are strings, got {name!r}")
         try:
             attrs[name] = deserialize_attr(current.get(name), data, name, node)
         except Exception as error:
@@ -319,12 +352,20 @@ def plan_shims(where: str, saved: Any, n_shims: int) -> List[bytes]:
 
 
 def apply_plan(nodes: List["Model"], plan: List[NodePlan]) -> None:
-    """Write `plan` into `nodes`; on any failure put every node and shim back and raise."""
+    """Write `plan` into `nodes`; on any failure put every node and shim back and raise.
+
+    Shims load first, as they are the one step that can still refuse; then each node's
+    state is written, params copied into the arrays the model already has. Should that
+    fail anyway, the node dicts and shims are put back; values copied in place are not
+    (keeping a copy of every param would double the memory a load needs).
+    """
     snapshots = [snapshot(node) for node in nodes]
     shim_backups: List[Tuple[Any, bytes]] = []
     try:
         for node, node_plan in zip(nodes, plan):
-            apply_node(node, node_plan, nodes, shim_backups)
+            load_shims(node, node_plan, shim_backups)
+        for node, node_plan in zip(nodes, plan):
+            apply_node(node, node_plan, nodes)
     except Exception as error:
         for node, saved in zip(nodes, snapshots):
             restore(node, saved)
@@ -334,20 +375,26 @@ def apply_plan(nodes: List["Model"], plan: List[NodePlan]) -> None:
         raise SerializationError(f"could not load the model bytes: {error}") from error
 
 
-def apply_node(
-    node: "Model", plan: NodePlan, nodes: List["Model"], shim_backups: List[Tuple[Any, bytes]]
-) -> None:
-    """Write one node's plan; each shim's current bytes go to `shim_backups` before it loads."""
+def load_shims(node: "Model", plan: NodePlan, shim_backups: List[Tuple[Any, bytes]]) -> None:
+    """Load each shim's saved bytes; its current bytes go to `shim_backups` first."""
+    for shim, data in zip(node.shims, plan.shims):
+        shim_backups.append((shim, shim.to_bytes()))
+        shim.from_bytes(data)
+
+
+def apply_node(node: "Model", plan: NodePlan, nodes: List["Model"]) -> None:
+    """Write one node's dims, refs, attrs and params (copied into its arrays where it has them)."""
     state = live_state(node)
     state.dims.update(plan.dims)
     for name, index in plan.refs.items():
         state.refs[name] = None if index is None else nodes[index]
     state.attrs.update(plan.attrs)
     for name, array in plan.params.items():
-        state.params[name] = node.ops.asarray(array).copy()
-    for shim, data in zip(node.shims, plan.shims):
-        shim_backups.append((shim, shim.to_bytes()))
-        shim.from_bytes(data)
+        existing = state.params[name]
+        if isinstance(existing, numpy.ndarray) and existing.flags.writeable:
+            numpy.copyto(existing, array)  # plan_params checked the shape and dtype
+        else:  # unset, read-only, or on a GPU: a new array of the node's ops
+            state.params[name] = node.ops.asarray(array).copy()
 
 
 def snapshot(node: "Model") -> NodeState:
@@ -377,8 +424,9 @@ def from_bytes(model: "Model", data: bytes) -> None:
 
 
 def from_disk(model: "Model", path: Union[str, Path]) -> None:
-    """Load a file written by :func:`to_disk` into `model`."""
-    from_bytes(model, read_bytes(path))
+    """Load a file written by :func:`to_disk` into `model`, read through a memory map (no copy of the file)."""
+    with mapped_file(path) as data:
+        from_bytes(model, data)
 
 
 def can_from_dict(model: "Model", msg: Dict[str, Any], *, strict: bool = True) -> bool:
@@ -404,4 +452,5 @@ def can_from_disk(model: "Model", path: Union[str, Path], *, strict: bool = True
     path = Path(path)
     if not path.is_file():
         return False
-    return can_from_bytes(model, path.read_bytes(), strict=strict)
+    with mapped_file(path) as data:
+        return can_from_bytes(model, data, strict=strict)

@@ -18,6 +18,7 @@ process, whose node ids differ. Without `model`, keys are the raw node ids, whic
 only meaningful in the same process.
 """
 import math
+import numbers
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
@@ -341,12 +342,9 @@ class Optimizer:
 
     def from_dict(self, msg: Dict[str, Any], *, model: Any = None) -> "Optimizer":
         """Restore :meth:`to_dict` output; pass `model` if it was saved with one. All or nothing."""
-        plan = self._plan_load(msg, model)
+        plan = self._plan_load(msg, model)  # everything is checked before anything changes
         for name, state in plan["schedules"].items():
-            try:
-                self._schedules[name].set_state(state)
-            except (ConfigurationError, StopIteration) as error:
-                raise SerializationError(f"Optimizer: could not restore schedule {name!r}: {error}") from error
+            self._schedules[name].set_state(state)
         self._step = plan["step"]
         self._last_score = plan["last_score"]
         self._values = None
@@ -384,14 +382,13 @@ class Optimizer:
             raise SerializationError(
                 "Optimizer: this state was saved without a model (keyed by node ids): call from_bytes without model="
             )
+        unknown = sorted(str(key) for key in msg if key not in _STATE_FIELDS)
+        if unknown:
+            raise SerializationError(f"Optimizer: unexpected fields {unknown} in the saved state")
         step = msg.get("step")
-        if not isinstance(step, int) or step < 0:
-            raise SerializationError(f"Optimizer: bad step {step!r}")
-        last_score = msg.get("last_score")
-        if last_score is not None:
-            if not (isinstance(last_score, list) and len(last_score) == 2):
-                raise SerializationError(f"Optimizer: bad last_score {last_score!r}")
-            last_score = (last_score[0], last_score[1])
+        if type(step) is not int or step < 0:
+            raise SerializationError(f"Optimizer: bad step {step!r}, expected an int >= 0")
+        last_score = _checked_last_score(msg.get("last_score"), step)
         schedules = msg.get("schedules")
         if not isinstance(schedules, dict):
             raise SerializationError("Optimizer: malformed schedules entry")
@@ -401,6 +398,8 @@ class Optimizer:
             for name, state in schedules.items()
             if name in self._schedules and isinstance(state, dict) and state.get("name") == self._schedules[name].name
         }
+        for name, state in restorable.items():
+            _check_schedule_state(name, self._schedules[name], state, step, last_score)
         resolve = _resolver(model) if model is not None else None
         params = []
         entries = msg.get("params")
@@ -411,11 +410,11 @@ class Optimizer:
                 raise SerializationError("Optimizer: malformed param entry")
             if resolve is None:
                 _, node_id, name = _check_id_key(entry["key"])
-                key, ops, size = (node_id, name), get_array_ops(entry.get("mom1")), None
+                key, ops, size = (node_id, name), None, None
             else:
                 key, ops, size = resolve(entry["key"])
-            _check_entry(entry, key, size)
-            params.append((key, entry, ops))
+            checked = _checked_entry(entry, key, size)
+            params.append((key, checked, get_array_ops(checked["mom1"]) if ops is None else ops))
         return {"step": step, "last_score": last_score, "schedules": restorable, "params": params}
 
 
@@ -496,7 +495,7 @@ def _resolver(model: Any) -> Any:
     def resolve(stored: List[Any]) -> Tuple[KeyT, Any, Optional[int]]:
         if len(stored) == 3 and stored[0] == "node" and isinstance(stored[1], int):
             _, index, name = stored
-            if not 0 <= index < len(nodes) or name not in nodes[index].param_names:
+            if not isinstance(name, str) or not 0 <= index < len(nodes) or name not in nodes[index].param_names:
                 raise SerializationError(
                     f"Optimizer: saved state for param {name!r} of node {index} does not fit model "
                     f"'{model.name}' ({len(nodes)} nodes): was it saved with another model?"
@@ -506,7 +505,7 @@ def _resolver(model: Any) -> Any:
             return (node.id, name), node.ops, None if param is None else int(param.size)
         if len(stored) == 4 and stored[0] == "shim" and isinstance(stored[1], int) and isinstance(stored[2], int):
             _, index, shim_index, name = stored
-            if not 0 <= index < len(nodes) or not 0 <= shim_index < len(nodes[index].shims):
+            if not isinstance(name, str) or not 0 <= index < len(nodes) or not 0 <= shim_index < len(nodes[index].shims):
                 raise SerializationError(
                     f"Optimizer: saved state for shim {shim_index} of node {index} does not fit model '{model.name}'"
                 )
@@ -517,18 +516,67 @@ def _resolver(model: Any) -> Any:
 
 
 def _check_id_key(stored: List[Any]) -> Tuple[str, int, str]:
-    if len(stored) != 3 or stored[0] != "id" or not isinstance(stored[2], str):
-        raise SerializationError(f"Optimizer: malformed param key {stored!r}")
+    if len(stored) != 3 or stored[0] != "id" or type(stored[1]) is not int or not isinstance(stored[2], str):
+        raise SerializationError(f"Optimizer: malformed param key {stored!r}, expected ['id', int, str]")
     return stored[0], stored[1], stored[2]
 
 
-def _check_entry(entry: Dict[str, Any], key: KeyT, size: Optional[int]) -> None:
-    if not isinstance(entry.get("nr_update"), int) or entry["nr_update"] < 0:
+_STATE_FIELDS = ("composa_optimizer", "keyed_by", "step", "last_score", "schedules", "params")
+_ENTRY_FIELDS = ("key", "nr_update", "mom1", "mom2", "average")
+# The values each hyper-parameter may take on loading: low <= value < high.
+_HYPER_RANGES = {
+    "learn_rate": (0.0, math.inf),
+    "b1": (0.0, 1.0),
+    "b2": (0.0, 1.0),
+    "eps": (0.0, math.inf),
+    "L2": (0.0, math.inf),
+    "grad_clip": (0.0, math.inf),
+}
+
+
+def _checked_last_score(saved: Any, step: int) -> Optional[Tuple[int, float]]:
+    """The saved ``[step, score]`` pair as a tuple: a step no later than the saved one, a finite score."""
+    if saved is None:
+        return None
+    if not (isinstance(saved, list) and len(saved) == 2 and type(saved[0]) is int and 0 <= saved[0] <= step):
+        raise SerializationError(f"Optimizer: bad last_score {saved!r}, expected [step, score]")
+    score = saved[1]
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise SerializationError(f"Optimizer: bad last_score {saved!r}: the score must be a finite number")
+    return (saved[0], score)
+
+
+def _check_schedule_state(
+    name: str, schedule: Schedule, state: Dict[str, Any], step: int, last_score: Optional[Tuple[int, float]]
+) -> None:
+    """The saved state fits `schedule`, and (on a copy) gives a usable value at `step`."""
+    try:
+        trial = schedule.restored_copy(state)
+        value = None if trial is None else trial(step, last_score=last_score)
+    except (ConfigurationError, ArithmeticError, TypeError, ValueError, KeyError) as error:
+        raise SerializationError(f"Optimizer: could not restore schedule {name!r}: {error}") from error
+    if trial is None:  # a wrapped generator: its state is checked, its values come from the user's code
+        return
+    low, high = _HYPER_RANGES[name]
+    if not isinstance(value, numbers.Real) or not low <= float(value) < high:  # NaN fails both comparisons
+        raise SerializationError(
+            f"Optimizer: the restored schedule {name!r} gives {value!r} at step {step}, "
+            f"expected a number in [{low}, {high})"
+        )
+
+
+def _checked_entry(entry: Dict[str, Any], key: KeyT, size: Optional[int]) -> Dict[str, Any]:
+    """One param's saved state with every field present, after checking counts, moments and sizes."""
+    unknown = sorted(str(field) for field in entry if field not in _ENTRY_FIELDS)
+    if unknown:
+        raise SerializationError(f"Optimizer: unexpected fields {unknown} in the state of {key!r}")
+    checked: Dict[str, Any] = {field: entry.get(field) for field in _ENTRY_FIELDS}
+    if type(checked["nr_update"]) is not int or checked["nr_update"] < 0:
         raise SerializationError(f"Optimizer: bad update count for {key!r}")
-    if (entry.get("mom1") is None) != (entry.get("mom2") is None):
+    if (checked["mom1"] is None) != (checked["mom2"] is None):
         raise SerializationError(f"Optimizer: {key!r} has one Adam moment but not the other")
     for field in ("mom1", "mom2", "average"):
-        array = entry.get(field)
+        array = checked[field]
         if array is None:
             continue
         if not hasattr(array, "dtype") or array.dtype.kind != "f":
@@ -537,3 +585,6 @@ def _check_entry(entry: Dict[str, Any], key: KeyT, size: Optional[int]) -> None:
             raise SerializationError(
                 f"Optimizer: {field} of {key!r} has {int(array.size)} values but the param has {size}"
             )
+    if checked["mom1"] is not None and checked["mom1"].shape != checked["mom2"].shape:
+        raise SerializationError(f"Optimizer: the two Adam moments of {key!r} differ in shape")
+    return checked

@@ -106,6 +106,65 @@ class Schedule(Generic[OutT]):
             return
         self._attrs.update(saved)
 
+    def restored_copy(self, state: Any) -> Optional["Schedule"]:
+        """A new schedule: this one with `state` applied, every field checked first; self is unchanged.
+
+        A generator cannot be copied, so a schedule that is (or holds) a wrapped generator
+        gives None after its state is checked.
+        """
+        saved, inner = _state_parts(self.name, state)
+        attrs = dict(self._attrs)
+        copyable = "generator" not in attrs
+        for key, child_state in inner.items():
+            child = attrs.get(key)
+            if not isinstance(child, Schedule):
+                raise ConfigurationError(f"schedule {self.name!r}: saved state for unknown inner schedule {key!r}")
+            attrs[key] = child.restored_copy(child_state)
+            copyable = copyable and attrs[key] is not None
+        for key, value in saved.items():
+            _check_saved_attr(self.name, key, attrs, value)
+        attrs.update(saved)
+        return Schedule(self.name, self._schedule, attrs=attrs) if copyable else None
+
+
+_STATE_KEYS = {"name", "attrs", "schedules"}
+
+
+def _state_parts(name: str, state: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """The attrs and inner schedules of a saved state, after checking its name and layout."""
+    found = state.get("name") if isinstance(state, dict) else type(state).__name__
+    if not isinstance(state, dict) or found != name:
+        raise ConfigurationError(f"schedule {name!r}: cannot restore the state of schedule {found!r}")
+    saved, inner = state.get("attrs", {}), state.get("schedules", {})
+    if not set(state) <= _STATE_KEYS or not isinstance(saved, dict) or not isinstance(inner, dict):
+        raise ConfigurationError(f"schedule {name!r}: malformed saved state (keys {sorted(map(str, state))})")
+    return saved, inner
+
+
+def _check_saved_attr(name: str, key: Any, attrs: Dict[str, Any], value: Any) -> None:
+    """A saved attr must name a plain attr of the schedule and hold a value of the same kind."""
+    if key not in attrs or not _is_plain(attrs[key]):
+        raise ConfigurationError(f"schedule {name!r}: saved state for unknown attr {key!r}")
+    current = attrs[key]
+    if key == "last_step" and "generator" in attrs:
+        if type(value) is not int or value < -1:
+            raise ConfigurationError(f"schedule {name!r}: last_step must be an int >= -1, got {value!r}")
+    elif current is not None and _kind(current) != _kind(value) or not _is_plain(value):
+        raise ConfigurationError(
+            f"schedule {name!r}: attr {key!r} is a {type(current).__name__}, the saved state holds {value!r}"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigurationError(f"schedule {name!r}: attr {key!r} must be finite, got {value!r}")
+
+
+def _kind(value: Any) -> str:
+    """Values of one kind can replace each other in a schedule's attrs (an int rate by a float one)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "list" if isinstance(value, (list, tuple)) else type(value).__name__
+
 
 def _is_plain(value: Any) -> bool:
     if isinstance(value, _PLAIN_TYPES):
@@ -161,6 +220,9 @@ def _wrap_function_schedule(schedule: Schedule, step: int, **extra: Any) -> Any:
     return schedule.attrs["function"](step=step, **given)
 
 
+_EXHAUSTED = object()
+
+
 def _wrap_generator(name: str, generator: Iterator[Any]) -> Schedule:
     return Schedule(
         "wrap_generator",
@@ -177,7 +239,10 @@ def _wrap_generator_schedule(schedule: Schedule, step: int, **extra: Any) -> Any
             f"asked for step {step} after step {attrs['last_step']}"
         )
     for _ in range(step - attrs["last_step"]):
-        attrs["last_value"] = next(attrs["generator"], attrs["last_value"])
+        value = next(attrs["generator"], _EXHAUSTED)
+        if value is _EXHAUSTED:
+            break  # an ended generator keeps its last value: no need to count the rest of the steps
+        attrs["last_value"] = value
     attrs["last_step"] = step
     return attrs["last_value"]
 

@@ -807,9 +807,12 @@ def _write_checkpoint(
 def _restore_checkpoint(
     data: bytes, path: Path, model: Model, optimizer: Any, communicator: Communicator
 ) -> Tuple[int, List[Dict[str, Any]], Dict[str, Any]]:
-    state = msgpack_loads(data)
-    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-        raise ArchiveError(f"{path} is not a composa training state (version {STATE_VERSION})")
+    try:
+        state = msgpack_loads(data)
+    except SerializationError as error:
+        raise ArchiveError(f"{path} is not a composa training state: {error}") from error
+    epoch, history, best, rng = _checked_checkpoint(path, state, communicator)
+    before = model.to_bytes()
     try:
         model.from_bytes(state["model"])
     except SerializationError as error:
@@ -817,13 +820,49 @@ def _restore_checkpoint(
     try:
         load_optimizer_state(optimizer, model, state["optimizer"])
     except SerializationError as error:
+        model.from_bytes(before)  # all or nothing: the model goes back to how it was built
         raise ArchiveError(f"{path}: the checkpointed optimizer state does not fit: {error}") from error
-    ranks = state.get("rng_ranks") or []
-    # each rank's own generators when the run resumes with as many ranks, else rank 0's
-    _set_rng_state(ranks[communicator.rank] if len(ranks) == communicator.world_size else state["rng"])
-    best = json.loads(state["best"])
-    best.setdefault("value", best["dev_accuracy"] if best.get("epoch") else None)  # written before [training] score
-    return int(state["epoch"]) + 1, json.loads(state["history"]), best
+    _set_rng_state(rng)
+    return epoch + 1, history, best
+
+
+_CHECKPOINT_FIELDS = ("version", "epoch", "model", "optimizer", "history", "best", "rng")
+
+
+def _checked_checkpoint(
+    path: Path, state: Any, communicator: Communicator
+) -> Tuple[int, List[Dict[str, Any]], Dict[str, Any], Dict[str, Any]]:
+    """The epoch, history, best and generator entries of a checkpoint, every field but the model's checked."""
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise ArchiveError(f"{path} is not a composa training state (version {STATE_VERSION})")
+    missing = [field for field in _CHECKPOINT_FIELDS if field not in state]
+    epoch, optimizer = state.get("epoch"), state.get("optimizer")
+    if missing or type(epoch) is not int or epoch < 0 or not isinstance(state["model"], bytes):
+        raise ArchiveError(f"{path}: malformed training state (missing {missing}, epoch {epoch!r})")
+    if optimizer is not None and not isinstance(optimizer, bytes):
+        raise ArchiveError(f"{path}: malformed training state: the optimizer state is not bytes")
+    try:
+        history, best = json.loads(state["history"]), json.loads(state["best"])
+        ranks = state.get("rng_ranks") or []
+        # each rank's own generators when the run resumes with as many ranks, else rank 0's
+        rng = ranks[communicator.rank] if len(ranks) == communicator.world_size else state["rng"]
+        _check_rng_state(rng)
+        if not isinstance(history, list) or not isinstance(best, dict):
+            raise ValueError("bad history or best entry")
+        best.setdefault("value", best["dev_accuracy"] if best.get("epoch") else None)  # written before [training] score
+    except (TypeError, ValueError, LookupError, OverflowError) as error:  # what json and numpy raise
+        raise ArchiveError(f"{path}: malformed training state: {error}") from error
+    return epoch, history, best, rng
+
+
+def _check_rng_state(state: Any) -> None:
+    """Set the saved generator states on throwaway generators, so a bad one fails before anything changes."""
+    name, keys, position, has_gauss, cached = state["numpy"]
+    numpy.random.RandomState().set_state((name, numpy.asarray(keys, dtype="uint32"), position, has_gauss, cached))
+    version, internal, gauss = json.loads(state["python"])
+    random.Random().setstate((version, tuple(internal), gauss))
+    if "torch" in state and not (isinstance(state["torch"], numpy.ndarray) and state["torch"].dtype == "uint8"):
+        raise ValueError("the torch generator state is not an array of bytes")
 
 
 def seed_random_generators(seed: int) -> None:

@@ -2,6 +2,7 @@
 import ast
 import hashlib
 import inspect
+from pathlib import Path
 
 import numpy
 import pytest
@@ -15,6 +16,7 @@ from composa.model_io import (
     apply_plan,
     decode,
     encode,
+    encode_parts,
     plan_dims,
     plan_load,
     plan_params,
@@ -24,9 +26,12 @@ from composa.model_io import (
 )
 from composa.shims import Shim
 
-# sha256 of fixed_model().to_bytes(), computed before model I/O moved out of model.py:
+# sha256 of fixed_model().to_bytes() in format 2 (XXH3-64 checksum):
 # a change here means saved models change, which needs a new FORMAT_VERSION.
-FIXED_MODEL_SHA256 = "e7c77c555e3065ba83909b3ee1a56cf3f393d9afce344568a4f174d63dd69b6a"
+FIXED_MODEL_SHA256 = "6a08975c070a7ce072d3ec4d27447324162f6580d49ab9c69c8c3a528ea406e5"
+# The same model's bytes in format 1 (CRC-32 checksum), written by composa before format 2.
+FORMAT_1_BYTES = Path(__file__).parent / "data" / "fixed_model_v1.bin"
+FORMAT_1_SHA256 = "e7c77c555e3065ba83909b3ee1a56cf3f393d9afce344568a4f174d63dd69b6a"
 
 
 class TagShim(Shim):
@@ -188,3 +193,75 @@ def test_model_io_does_not_import_model_at_import_time():
     imported = top_level_imports(model_io)
     assert ".serialize" in imported
     assert not [name for name in imported if name in (".", ".model", "composa", "composa.model")]
+
+
+def test_bytes_of_format_1_still_load():
+    data = FORMAT_1_BYTES.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == FORMAT_1_SHA256
+    fresh = fixed_model()
+    fresh.layers[0].set_param("W", numpy.zeros((3, 2), dtype="f"))
+    assert fresh.from_bytes(data).to_bytes() == fixed_model().to_bytes()
+    corrupted = bytearray(data)
+    corrupted[data.find(b"composa") + 20] ^= 1
+    with pytest.raises(SerializationError, match="checksum mismatch"):
+        fixed_model().from_bytes(bytes(corrupted))
+
+
+def big_model(n=300):
+    """A node with a param big enough to be written from its own buffer."""
+    return Model("big", identity, params={"W": numpy.arange(n * n, dtype="f").reshape(n, n)})
+
+
+def test_a_large_param_is_written_straight_from_its_own_memory():
+    model = big_model()
+    parts = encode_parts(to_dict(model))
+    W = model.get_param("W")
+    assert any(isinstance(part, memoryview) and numpy.shares_memory(numpy.asarray(part), W) for part in parts)
+    assert b"".join(parts) == model.to_bytes()
+
+
+def test_decoded_params_are_read_only_views_of_the_input():
+    data = big_model().to_bytes()
+    W = decode(data)["params"][0]["W"]
+    assert numpy.shares_memory(W, numpy.frombuffer(data, dtype="u1"))
+    assert not W.flags.writeable
+
+
+def test_loading_copies_into_the_arrays_the_model_already_has():
+    target = big_model()
+    W = target.get_param("W")
+    source = big_model()
+    source.set_param("W", source.get_param("W") * 2)
+    target.from_bytes(source.to_bytes())
+    assert target.get_param("W") is W
+    numpy.testing.assert_array_equal(W, source.get_param("W"))
+    assert W.flags.writeable
+
+
+def test_a_refusing_shim_leaves_every_param_value_as_it_was():
+    source = fixed_model()
+    source.layers[1].set_param("E", numpy.full(4, 9.0))
+    source.layers[0].set_param("W", numpy.ones((3, 2), dtype="f"))
+    target = fixed_model()
+    before = target.to_bytes()
+    E = target.layers[1].get_param("E")
+    document = source.to_dict()
+    document["shims"][2] = [b"refuse"]
+    with pytest.raises(SerializationError, match="this shim refuses"):
+        target.from_dict(document)
+    assert target.to_bytes() == before
+    assert target.layers[1].get_param("E") is E and E[0] == -1.0
+
+
+def test_another_byte_format_plugs_into_decode(monkeypatch):
+    source = fixed_model()
+    foreign = b"FOREIGN:" + source.to_bytes()
+
+    def detect(data):
+        return bytes(data[:8]) == b"FOREIGN:"
+
+    def decoder(data):  # e.g. another library's msgpack, turned into composa's document
+        return decode(data[8:])
+
+    monkeypatch.setattr(model_io, "DECODERS", [(detect, decoder), *model_io.DECODERS])
+    assert fixed_model().from_bytes(foreign).to_bytes() == source.to_bytes()

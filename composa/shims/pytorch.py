@@ -13,13 +13,14 @@ torch is imported only when a shim is created or used.
 """
 import contextlib
 import io
+import math
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy
 
 from ..checks import describe
-from ..errors import ConfigurationError, PyTorchModuleError, SerializationError, ShapeMismatchError
+from ..errors import ComposaError, ConfigurationError, PyTorchModuleError, SerializationError, ShapeMismatchError
 from ..serialize import msgpack_dumps, msgpack_loads
 from ..types import ArgsKwargs
 from ..util import convert_recursive, iterate_recursive
@@ -288,7 +289,12 @@ class PyTorchShim(Shim):
     def from_bytes(self, bytes_data: bytes) -> "PyTorchShim":
         """Load bytes from :meth:`to_bytes` into the module, validating before changing anything."""
         msg = load_shim_msg(bytes_data, "state")
-        model = self._deserialize_model(self._model, msg["state"], self.device)
+        try:
+            model = self._deserialize_model(self._model, msg["state"], self.device)
+        except ComposaError:
+            raise
+        except Exception as error:  # a user's deserialize_model, or torch itself
+            raise SerializationError(f"could not load the torch state: {error}", layer="pytorch") from error
         if model is None:
             raise SerializationError("deserialize_model returned None instead of the module", layer="pytorch")
         self._model = model
@@ -387,9 +393,9 @@ def _decode_state(state_bytes: bytes) -> Dict[str, Any]:
             isinstance(entry, (list, tuple))
             and len(entry) == 3
             and isinstance(entry[1], (list, tuple))
-            and all(isinstance(d, int) and d >= 0 for d in entry[1])
-            and hasattr(entry[2], "dtype")
-            and int(numpy.prod(entry[1], dtype="int64")) == entry[2].size
+            and all(type(d) is int and d >= 0 for d in entry[1])
+            and isinstance(entry[2], numpy.ndarray)
+            and math.prod(entry[1]) == entry[2].size  # Python ints: a huge shape cannot overflow
         ):
             raise SerializationError(f"malformed torch state entry {name!r}", layer="pytorch")
         dtype_name, shape, array = entry
