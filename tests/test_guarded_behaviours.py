@@ -8,6 +8,7 @@ import pytest
 
 from composa import (
     ArgsKwargs,
+    ConfigurationError,
     CosineDistance,
     Dropout,
     LSTM,
@@ -204,3 +205,18 @@ def test_categorical_crossentropy_from_the_registry_normalizes_by_default():
     guesses = rows([0.5, 0.5], [0.5, 0.5])
     gradient = loss.get_grad(guesses, numpy.asarray([0, 1]))
     numpy.testing.assert_allclose(gradient, rows([-0.25, 0.25], [0.25, -0.25]))
+
+
+def test_categorical_crossentropy_takes_one_hot_rows_like_class_ids_and_refuses_other_values():
+    loss = registry.get("losses", "CategoricalCrossentropy.v3")()
+    guesses = rows([0.7, 0.3], [0.2, 0.8])
+    from_ids = loss.get_grad(guesses, numpy.asarray([0, 1]))
+    numpy.testing.assert_allclose(loss.get_grad(guesses, rows([1.0, 0.0], [0.0, 1.0])), from_ids)
+    with pytest.raises(ConfigurationError, match=r"truth rows must hold values in \[0, 1\]"):
+        loss.get_grad(guesses, rows([2.0, 0.0], [0.0, 1.0]))
+
+
+def test_a_one_hot_row_of_missing_values_is_masked_out():
+    loss = registry.get("losses", "CategoricalCrossentropy.v3")(missing_value=-1)
+    gradient = loss.get_grad(rows([0.7, 0.3], [0.2, 0.8]), rows([1.0, 0.0], [-1.0, -1.0]))
+    assert gradient[1].tolist() == [0.0, 0.0] and gradient[0].any()
