@@ -11,6 +11,7 @@ from composa import (
     ConfigurationError,
     CosineDistance,
     Dropout,
+    HashEmbed,
     LSTM,
     Linear,
     Model,
@@ -220,3 +221,18 @@ def test_a_one_hot_row_of_missing_values_is_masked_out():
     loss = registry.get("losses", "CategoricalCrossentropy.v3")(missing_value=-1)
     gradient = loss.get_grad(rows([0.7, 0.3], [0.2, 0.8]), rows([1.0, 0.0], [-1.0, -1.0]))
     assert gradient[1].tolist() == [0.0, 0.0] and gradient[0].any()
+
+
+def test_hash_embed_sums_the_four_rows_its_ids_hash_to_with_seed_zero_by_default():
+    embed = HashEmbed(3, 50).initialize()
+    ids = numpy.asarray([1, 7, 2**40], dtype="uint64")
+    assert embed.attrs["seed"] == 0
+    rows_of_ids = embed.ops.hash(ids, 0) % 50
+    expected = embed.get_param("E")[rows_of_ids.astype("int64")].sum(axis=1)
+    numpy.testing.assert_allclose(embed.predict(ids), expected, rtol=1e-6)
+
+
+def test_hash_embed_takes_a_one_row_table_but_not_an_empty_one():
+    assert HashEmbed(3, 1).initialize().predict(numpy.asarray([5], dtype="uint64")).shape == (1, 3)
+    with pytest.raises(ConfigurationError, match="nV"):
+        HashEmbed(3, 0)
