@@ -14,6 +14,7 @@ from composa import (
     HashEmbed,
     LSTM,
     Linear,
+    Maxout,
     Model,
     Padded,
     PyTorchWrapper,
@@ -236,3 +237,7 @@ def test_hash_embed_takes_a_one_row_table_but_not_an_empty_one():
     assert HashEmbed(3, 1).initialize().predict(numpy.asarray([5], dtype="uint64")).shape == (1, 3)
     with pytest.raises(ConfigurationError, match="nV"):
         HashEmbed(3, 0)
+
+
+def test_maxout_takes_three_pieces_by_default_as_thinc_does():
+    assert Maxout(4, 3).get_dim("nP") == 3
