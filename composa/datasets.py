@@ -13,7 +13,7 @@ import numpy
 from .config import registry
 from .errors import DataFileError
 
-__all__ = ["DataFileError", "digits", "labelled_files", "read_features", "read_labelled"]
+__all__ = ["DataFileError", "digits", "labelled_files", "read_features", "read_labelled", "existing_data_file"]
 
 Split = Tuple[numpy.ndarray, numpy.ndarray]
 
@@ -45,7 +45,7 @@ def labelled_files(train: str, dev: str) -> Tuple[Split, Split]:
 
 def read_features(path: Union[str, Path]) -> numpy.ndarray:
     """Feature rows from .npy (2d array), .npz (key "X"), .csv (numbers) or .jsonl (a list, or {"x": [...]}, per line)."""
-    path = _existing(path)
+    path = existing_data_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         X = _load_numpy(path)
@@ -65,7 +65,7 @@ def read_features(path: Union[str, Path]) -> numpy.ndarray:
 
 def read_labelled(path: Union[str, Path]) -> Split:
     """Features and integer labels from .npz (keys "X", "y"), .csv (last column is the label) or .jsonl ({"x": [...], "y": 3})."""
-    path = _existing(path)
+    path = existing_data_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         X = _npz_array(path, ("X", "x", "features"))
@@ -93,7 +93,8 @@ _FEATURE_NAMES = ("x", "X", "features")
 _LABEL_NAMES = ("y", "Y", "label", "labels")
 
 
-def _existing(path: Union[str, Path]) -> Path:
+def existing_data_file(path: Union[str, Path]) -> Path:
+    """`path` as a Path, or DataFileError when it is missing or a directory."""
     path = Path(path)
     if not path.exists():
         raise DataFileError(f"data file {path} does not exist")

@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy
 
 from .config import registry
+from .datasets import existing_data_file
 from .errors import DataFileError, PredictionInputError, UnknownLabelError
 from .text import Tokenizer, Vocabulary, count_strings, regex_tokenizer
 
@@ -70,13 +71,13 @@ class TextClassificationReader:
 
     def read(self, path: Union[str, Path], tokenizer: Tokenizer) -> List[Example]:
         """Labelled examples from `path`; every record needs a text and a label."""
-        path = _existing(path)
+        path = existing_data_file(path)
         records = self._records(path, labelled=True)
         return [self._example(record, tokenizer, where) for where, record in records]
 
     def read_unlabelled(self, path: Union[str, Path], tokenizer: Tokenizer) -> List[Example]:
         """Examples to predict: .txt (every line, empty ones too, is a text) or .jsonl/.csv/.tsv records."""
-        path = _existing(path)
+        path = existing_data_file(path)
         if path.suffix.lower() == ".txt":
             return [Example(line, tokenizer(line)) for line in _lines(path)]
         return [self._example(record, tokenizer, where, labelled=False) for where, record in self._records(path, labelled=False)]
@@ -144,7 +145,7 @@ class TaggingReader:
 
     def read(self, path: Union[str, Path], tokenizer: Tokenizer) -> List[Example]:
         """Tagged sentences from `path` (CoNLL-style columns or .jsonl)."""
-        path = _existing(path)
+        path = existing_data_file(path)
         suffix = path.suffix.lower()
         if suffix in (".jsonl", ".ndjson"):
             return [self._tagged(record, where) for where, record in _jsonl_records(path)]
@@ -154,7 +155,7 @@ class TaggingReader:
 
     def read_unlabelled(self, path: Union[str, Path], tokenizer: Tokenizer) -> List[Example]:
         """Sentences to tag: .txt (one sentence per line, tokenized) or .jsonl (``tokens`` or ``text``)."""
-        path = _existing(path)
+        path = existing_data_file(path)
         suffix = path.suffix.lower()
         if suffix == ".txt":
             return [Example(line, tokenizer(line)) for line in _lines(path)]
@@ -309,15 +310,6 @@ def _targets(example: Example) -> List[str]:
     if example.label is None:
         raise DataFileError(f"the example {example.text[:40]!r} has no label")
     return [example.label]
-
-
-def _existing(path: Union[str, Path]) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise DataFileError(f"data file {path} does not exist")
-    if path.is_dir():
-        raise DataFileError(f"{path} is a directory; expected a data file")
-    return path
 
 
 def _read_text(path: Path) -> str:
