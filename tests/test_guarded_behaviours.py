@@ -16,6 +16,7 @@ from composa import (
     Linear,
     Maxout,
     Model,
+    NumpyOps,
     Padded,
     PyTorchWrapper,
     Relu,
@@ -241,3 +242,26 @@ def test_hash_embed_takes_a_one_row_table_but_not_an_empty_one():
 
 def test_maxout_takes_three_pieces_by_default_as_thinc_does():
     assert Maxout(4, 3).get_dim("nP") == 3
+
+
+def test_compiled_backprop_softmax_uses_the_row_width_of_a_non_square_batch():
+    pytest.importorskip("numba")
+    Y = NumpyOps().softmax(numpy.random.default_rng(0).normal(size=(3, 5)).astype("float32"))
+    dY = numpy.random.default_rng(1).normal(size=(3, 5)).astype("float32")
+    compiled = NumpyOps(kernels="numba").backprop_softmax(Y, dY)
+    numpy.testing.assert_allclose(compiled, NumpyOps(kernels="numpy").backprop_softmax(Y, dY), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+def test_adam_without_a_mod_rate_steps_as_with_mod_rate_one(kernels):
+    if kernels == "numba":
+        pytest.importorskip("numba")
+    ops = NumpyOps(kernels=kernels)
+
+    def step(**mod_rate):
+        weights, gradient = numpy.ones(6, dtype="float32"), numpy.full(6, 0.5, dtype="float32")
+        mom1, mom2 = numpy.zeros(6, dtype="float32"), numpy.zeros(6, dtype="float32")
+        return ops.adam(weights, gradient, mom1, mom2, 0.9, 0.999, 1e-8, 0.1, **mod_rate)[0]
+
+    numpy.testing.assert_array_equal(step(), step(mod_rate=1.0))
+    assert not numpy.array_equal(step(), step(mod_rate=2.0))
