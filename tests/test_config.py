@@ -180,7 +180,8 @@ def test_any_width_in_the_config_becomes_the_layer_dim(width):
 
 
 @settings(max_examples=25, deadline=None)
-@given(name=st.text(alphabet="abcdefghijklmnopqrstuvwxyzRL.v0123456789", min_size=1, max_size=12))
+# Names start with a letter: confection 0.1.5 reads a quoted "0e" as the number 0.0.
+@given(name=st.from_regex(r"[a-zRL][a-zRL.v0-9]{0,11}", fullmatch=True))
 def test_any_unregistered_layer_name_is_an_error_naming_it(name):
     if registry.has("layers", name):
         return
