@@ -158,6 +158,23 @@ def nproc_run(tmp_path_factory) -> "tuple[Path, subprocess.CompletedProcess]":
     return output, started
 
 
+def test_batchnorm_running_statistics_are_rank_0s_on_every_rank_as_with_torch_ddp(job_output):
+    rank0, rank1 = saved(job_output / "batchnorm-rank0.npz"), saved(job_output / "batchnorm-rank1.npz")
+    # each rank normalised its own rows, yet after every step all hold rank 0's running mean, variance and count
+    assert all(numpy.array_equal(a, b) for a, b in zip(rank0, rank1))
+    running_statistics = rank0[-3:]  # after the params
+    ddp = saved(job_output / "batchnorm-ddp-rank0.npz")  # DistributedDataParallel(broadcast_buffers=True), same rows
+    assert all(numpy.array_equal(a, b) for a, b in zip(running_statistics, ddp))
+
+
+def test_a_gradient_overflow_on_rank_1_alone_makes_every_rank_skip_that_step_and_back_off(job_output):
+    rank0, rank1 = saved(job_output / "scaled-rank0.npz"), saved(job_output / "scaled-rank1.npz")
+    assert float(rank0[-1][0]) == 2.0**15  # the scale, backed off once from 2**16 on rank 0 too, which saw no inf
+    assert all(numpy.array_equal(a, b) for a, b in zip(rank0, rank1))
+    # one process with the whole batch sees the overflow itself and skips the same step
+    assert max_difference(rank0, distributed_job.train_steps("scaled", Communicator())) < TOLERANCE
+
+
 def test_composa_train_nproc_2_matches_one_process_and_resumes(tmp_path, small_cfg, nproc_run):
     output = tmp_path / "two"
     shutil.copytree(nproc_run[0], output)
