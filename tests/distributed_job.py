@@ -44,8 +44,6 @@ def torch_mlp() -> Model:
 
 
 def batchnorm_mlp() -> Model:
-    import torch  # lazy: only this model needs torch at build time
-
     return chain(PyTorchWrapper(batchnorm_module()), Softmax(3))
 
 
