@@ -44,8 +44,14 @@ TARGETS: Dict[str, List[str]] = {
     "composa/backends/numpy_ops.py": ["tests/backends/test_ops.py", "tests/backends/test_ops_parity.py"],
     "composa/backends/_lstm.py": ["tests/layers/test_lstm.py", "tests/backends/test_ops.py"],
     "composa/shims/pytorch.py": ["tests/shims/test_pytorch_shim.py", "tests/layers/test_pytorchwrapper.py", *GUARDS],
-    "composa/layers/_affine.py": ["tests/layers/test_linear.py", "tests/layers/test_dense.py"],
-    "composa/layers/_combine.py": ["tests/layers/test_chain.py", "tests/layers/test_add.py", "tests/layers/test_concatenate.py"],
+    "composa/layers/_affine.py": [
+        "tests/layers/test_linear.py", "tests/layers/test_dense.py", "tests/layers/test_softmax.py",
+        "tests/layers/test_sigmoid.py",
+    ],
+    "composa/layers/_combine.py": [
+        "tests/layers/test_chain.py", "tests/layers/test_add.py", "tests/layers/test_concatenate.py",
+        "tests/test_error_paths.py",
+    ],
     "composa/layers/with_padded.py": ["tests/layers/test_with_padded.py", *GUARDS],
     "composa/layers/dropout.py": ["tests/layers/test_dropout.py", *GUARDS],
     "composa/layers/hashembed.py": ["tests/layers/test_hashembed.py"],
