@@ -32,20 +32,32 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 GUARDS = ["tests/test_guarded_behaviours.py"]
+# the loader-safety tests but their two slow ones (a 100,000-deep input in a child process, a huge torch state)
+LOADER_SAFETY = [
+    "tests/test_loader_safety.py",
+    "--deselect=tests/test_loader_safety.py::test_deeply_nested_tuples_are_refused_instead_of_overflowing_the_stack",
+    "--deselect=tests/test_loader_safety.py::test_a_torch_state_entry_with_a_huge_shape_is_refused",
+]
 
 # module -> the tests that exercise it (paths relative to the repository root)
 TARGETS: Dict[str, List[str]] = {
     "composa/model.py": ["tests/test_model.py", "tests/test_model_io.py", *GUARDS],
-    "composa/model_io.py": ["tests/test_model_io.py", "tests/test_model_serialization.py", *GUARDS],
-    "composa/serialize.py": ["tests/test_model_serialization.py", "tests/test_model_io.py"],
+    "composa/model_io.py": ["tests/test_model_io.py", "tests/test_model_serialization.py", *LOADER_SAFETY, *GUARDS],
+    "composa/serialize.py": ["tests/test_model_serialization.py", "tests/test_model_io.py", *LOADER_SAFETY],
     "composa/optimizers.py": ["tests/test_optimizers.py"],
     "composa/loss.py": ["tests/test_loss.py", *GUARDS],
     "composa/backends/ops.py": ["tests/backends/test_ops.py", "tests/backends/test_ops_parity.py"],
     "composa/backends/numpy_ops.py": ["tests/backends/test_ops.py", "tests/backends/test_ops_parity.py"],
     "composa/backends/_lstm.py": ["tests/layers/test_lstm.py", "tests/backends/test_ops.py"],
     "composa/shims/pytorch.py": ["tests/shims/test_pytorch_shim.py", "tests/layers/test_pytorchwrapper.py", *GUARDS],
-    "composa/layers/_affine.py": ["tests/layers/test_linear.py", "tests/layers/test_dense.py"],
-    "composa/layers/_combine.py": ["tests/layers/test_chain.py", "tests/layers/test_add.py", "tests/layers/test_concatenate.py"],
+    "composa/layers/_affine.py": [
+        "tests/layers/test_linear.py", "tests/layers/test_dense.py", "tests/layers/test_softmax.py",
+        "tests/layers/test_sigmoid.py",
+    ],
+    "composa/layers/_combine.py": [
+        "tests/layers/test_chain.py", "tests/layers/test_add.py", "tests/layers/test_concatenate.py",
+        "tests/test_error_paths.py",
+    ],
     "composa/layers/with_padded.py": ["tests/layers/test_with_padded.py", *GUARDS],
     "composa/layers/dropout.py": ["tests/layers/test_dropout.py", *GUARDS],
     "composa/layers/hashembed.py": ["tests/layers/test_hashembed.py"],
