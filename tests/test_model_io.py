@@ -198,10 +198,19 @@ def test_composa_documents_are_recognised_by_their_first_key_whatever_their_size
 
 
 @pytest.mark.parametrize(
-    "document", [["composa", 2], {"composer": 2}, {"format": 1, "composa": 2}, "composa", {}]
+    "data",
+    [
+        msgpack.packb(["composa", 2]),
+        msgpack.packb({"composer": 2}),
+        msgpack.packb({"format": 1, "composa": 2}),
+        msgpack.packb({f"key{i}": i for i in range(16)}),  # a map16 whose first key is another
+        msgpack.packb("composa"),
+        msgpack.packb({}),
+        msgpack.packb([]) + msgpack.packb("composa"),  # an empty list, then the key
+    ],
 )
-def test_other_msgpack_is_not_a_composa_document(document):
-    assert not is_composa_document(msgpack.packb(document))
+def test_other_msgpack_is_not_a_composa_document(data):
+    assert not is_composa_document(data)
 
 
 def test_can_from_disk_is_false_for_a_missing_path_or_a_folder(tmp_path):

@@ -14,6 +14,7 @@ finishes in well under an hour on 2 cores, which is what the issue asks for.
 
     python tools/mutation.py --per-module 40            # a sampled run over every target
     python tools/mutation.py composa/loss.py --all     # every mutant of one module
+    python tools/mutation.py --survivors before.json   # only an earlier run's survivors, after new tests
 """
 
 import argparse
@@ -41,10 +42,12 @@ LOADER_SAFETY = [
 
 # module -> the tests that exercise it (paths relative to the repository root)
 TARGETS: Dict[str, List[str]] = {
-    "composa/model.py": ["tests/test_model.py", "tests/test_model_io.py", *GUARDS],
+    "composa/model.py": ["tests/test_model.py", "tests/test_model_io.py", "tests/test_model_serialization.py", *GUARDS],
     "composa/model_io.py": ["tests/test_model_io.py", "tests/test_model_serialization.py", *LOADER_SAFETY, *GUARDS],
-    "composa/serialize.py": ["tests/test_model_serialization.py", "tests/test_model_io.py", *LOADER_SAFETY],
-    "composa/optimizers.py": ["tests/test_optimizers.py"],
+    "composa/serialize.py": [
+        "tests/test_msgpack_reader.py", "tests/test_model_serialization.py", "tests/test_model_io.py", *LOADER_SAFETY,
+    ],
+    "composa/optimizers.py": ["tests/test_optimizers.py", *LOADER_SAFETY],
     "composa/loss.py": ["tests/test_loss.py", *GUARDS],
     "composa/backends/ops.py": ["tests/backends/test_ops.py", "tests/backends/test_ops_parity.py"],
     "composa/backends/numpy_ops.py": ["tests/backends/test_ops.py", "tests/backends/test_ops_parity.py"],
@@ -184,15 +187,19 @@ def run_tests(workdir: Path, tests: Sequence[str], timeout: float) -> str:
     return "passed" if result.returncode == 0 else "failed"
 
 
-def check_module(workdir: Path, module: str, sample: Optional[int], seed: int) -> Dict[str, object]:
-    """Run the sampled mutants of one module; the kill count and the survivors."""
+def check_module(
+    workdir: Path, module: str, sample: Optional[int], seed: int, only: Optional[Sequence[int]] = None
+) -> Dict[str, object]:
+    """Run the sampled mutants of one module (or those numbered `only`); the kill count and the survivors."""
     tests = TARGETS[module]
     started = time.perf_counter()
     if run_tests(workdir, tests, timeout=600) != "passed":
         raise SystemExit(f"the tests for {module} fail without any mutant: fix them first")
     timeout = 3 * (time.perf_counter() - started) + 10
     chosen = mutants_of(module)
-    if sample is not None and sample < len(chosen):
+    if only is not None:
+        chosen = [mutant for mutant in chosen if mutant.index in set(only)]
+    elif sample is not None and sample < len(chosen):
         chosen = sorted(random.Random(seed).sample(chosen, sample), key=lambda m: m.index)
     target = workdir / module
     original = target.read_text()
@@ -220,6 +227,11 @@ def scratch_copy() -> Path:
     return workdir
 
 
+def _survivor_indices(path: Path) -> Dict[str, List[int]]:
+    """module -> the mutant numbers that survived in an earlier run's JSON (the module must be unchanged)."""
+    return {result["module"]: [m["index"] for m in result["survivors"]] for result in json.loads(path.read_text())}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: every target)")
@@ -227,14 +239,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--all", action="store_true", help="every mutant, no sampling")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--survivors", type=Path, help="re-run only the survivors in this earlier --json file (after adding tests)"
+    )
     args = parser.parse_args(argv)
-    modules = args.modules or list(TARGETS)
+    earlier = _survivor_indices(args.survivors) if args.survivors else None
+    modules = args.modules or (list(earlier) if earlier else list(TARGETS))
     workdir = scratch_copy()
     results = []
     try:
         for module in modules:
             print(f"{module}: mutating", flush=True)
-            results.append(check_module(workdir, module, None if args.all else args.per_module, args.seed))
+            only = earlier.get(module, []) if earlier else None
+            results.append(check_module(workdir, module, None if args.all else args.per_module, args.seed, only))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print("\n| module | mutants | killed | kill rate |\n|---|---|---|---|")
