@@ -205,6 +205,11 @@ def test_registered_loss_constructors_take_their_versions_arguments():
         assert registry.losses.get(name)()
 
 
+def test_the_registered_l2_distance_normalizes_by_default_like_the_class():
+    assert registry.losses.get("L2Distance.v1")().normalize is True
+    assert L2Distance().normalize is True
+
+
 def test_float32_rounding_just_past_one_is_still_a_probability():
     guesses = numpy.array([[1.0000001, 0.0]], dtype="float32")
     d_guesses, loss = CategoricalCrossentropy()(guesses, [0])
