@@ -50,7 +50,9 @@ TARGETS: Dict[str, List[str]] = {
     "composa/optimizers.py": ["tests/test_optimizers.py", *LOADER_SAFETY],
     "composa/loss.py": ["tests/test_loss.py", *GUARDS],
     "composa/backends/ops.py": ["tests/backends/test_ops.py", "tests/backends/test_ops_parity.py"],
-    "composa/backends/numpy_ops.py": ["tests/backends/test_ops.py", "tests/backends/test_ops_parity.py"],
+    "composa/backends/numpy_ops.py": [
+        "tests/backends/test_ops.py", "tests/backends/test_ops_parity.py", "tests/backends/test_kernels.py",
+    ],
     "composa/backends/_lstm.py": ["tests/layers/test_lstm.py", "tests/backends/test_ops.py"],
     "composa/shims/pytorch.py": ["tests/shims/test_pytorch_shim.py", "tests/layers/test_pytorchwrapper.py", *GUARDS],
     "composa/layers/_affine.py": [

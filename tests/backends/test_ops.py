@@ -48,6 +48,7 @@ ACTIVATIONS = {
         lambda x: torch.clamp(x * 1.5 + 0.2, -1.0, 2.0),
     ),
     "relu_k": (lambda o, X: o.relu_k(X, n=2.0), lambda o, dY, X, Y: o.backprop_relu_k(dY, X, n=2.0), lambda x: torch.clamp(x, 0, 2.0)),
+    "relu_k_default": (lambda o, X: o.relu_k(X), lambda o, dY, X, Y: o.backprop_relu_k(dY, X), F.relu6),
     "hard_sigmoid": (
         lambda o, X: o.hard_sigmoid(X),
         lambda o, dY, X, Y: o.backprop_hard_sigmoid(dY, X),
@@ -106,6 +107,16 @@ def test_activation_matches_torch(ops, name, dtype):
     numpy.testing.assert_allclose(to_host(Y), expected_Y, **TOL[dtype])
     numpy.testing.assert_allclose(to_host(dX), expected_dX, **TOL[dtype])
     numpy.testing.assert_array_equal(to_host(X_ops), X)  # not in place unless asked
+    numpy.testing.assert_array_equal(to_host(dY_ops), dY)
+
+
+@pytest.mark.parametrize("slope", [1.0, -1.0])
+def test_clipped_linear_passes_no_gradient_at_its_bounds_like_torch_hardtanh(ops, slope):
+    X = numpy.asarray([0.0, -1.0, -0.5, 1.0, 0.5]) * slope  # Z = slope * X: 0, -1, -0.5, 1, 0.5
+    torch_X = torch.tensor(X, requires_grad=True)
+    F.hardtanh(torch_X * slope, 0.0, 1.0).sum().backward()
+    dX = ops.backprop_clipped_linear(ops.asarray(numpy.ones(5)), ops.asarray(X), slope=slope, min_val=0.0, max_val=1.0)
+    numpy.testing.assert_array_equal(to_host(dX), torch_X.grad.numpy())
 
 
 @pytest.mark.parametrize(
@@ -284,7 +295,7 @@ def test_reductions_of_an_empty_batch(ops):
     X, lengths = ops.alloc2f(0, 3), ops.alloc1i(0)
     assert ops.reduce_sum(X, lengths).shape == (0, 3)
     assert ops.reduce_mean(X, lengths).shape == (0, 3)
-    assert ops.reduce_max(X, lengths)[0].shape == (0, 3)
+    assert [array.shape for array in ops.reduce_max(X, lengths)] == [(0, 3), (0, 3)]
     assert ops.reduce_first(X, lengths)[0].shape == (0, 3)
     assert ops.reduce_last(X, lengths)[0].shape == (0, 3)
     assert ops.backprop_reduce_sum(ops.alloc2f(0, 3), lengths).shape == (0, 3)
@@ -302,6 +313,11 @@ def test_reductions_reject_bad_lengths_naming_the_op_and_shapes(ops, op):
         reduce(X, ops.asarray(numpy.asarray([2.0, 3.0])))
     with pytest.raises(ValueError, match=rf"{op}: expected a 2d array for X, got an array of shape \(5,\)"):
         reduce(ops.alloc1f(5), ops.asarray(numpy.asarray([5], dtype="int32")))
+
+
+def test_backprop_reduce_first_needs_the_offsets_reduce_first_gave(ops):
+    with pytest.raises(ShapeMismatchError, match="backprop_reduce_first: starts_ends needs B\\+1 >= 1 entries"):
+        ops.backprop_reduce_first(ops.alloc2f(0, 3), ops.alloc1i(0))
 
 
 def test_reduce_max_and_first_refuse_empty_sequences(ops):
