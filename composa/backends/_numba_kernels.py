@@ -12,7 +12,10 @@ float32 ``exp`` is a Cephes-style polynomial (relative error below 3e-7) written
 that LLVM vectorises it; numba would otherwise call libm's scalar ``expf`` per element,
 four times slower than numpy. float64 keeps libm's ``exp``, ``erfc`` and ``tanh``.
 """
+import functools
 import math
+import threading
+from typing import Any, Callable
 
 import numba
 import numpy
@@ -25,10 +28,37 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 # Fused multiply-adds only: reassociation would reorder the polynomials' Horner steps,
 # approximate reciprocals cost an ulp (sigmoid(30) must be 1), and NaNs must stay NaNs.
 _FAST = {"nsz", "contract"}
-kernel = numba.njit(fastmath=_FAST, **_JIT)
-# Reductions vectorise only when the sum may be reassociated.
-reduction = numba.njit(fastmath=True, **_JIT)
 inline = numba.njit(inline="always", fastmath=_FAST, **_JIT)
+_lock = threading.Lock()
+
+
+class _Deferred:
+    """A kernel whose numba dispatcher is made on its first call, then replaces it in this module.
+
+    Making a dispatcher costs about 2 ms (more under load) and a run uses a few of the
+    kernels, so only those pay; the dispatcher loads its machine code from the cache.
+    """
+
+    def __init__(self, py_func: Callable, fastmath: Any) -> None:
+        self.py_func, self.fastmath = py_func, fastmath
+        functools.update_wrapper(self, py_func)
+
+    def __call__(self, *args: Any) -> Any:
+        with _lock:
+            dispatcher = globals()[self.__name__]
+            if dispatcher is self:
+                dispatcher = globals()[self.__name__] = numba.njit(fastmath=self.fastmath, **_JIT)(self.py_func)
+        return dispatcher(*args)
+
+
+def kernel(py_func: Callable) -> Any:
+    """A fused loop: compiled with fused multiply-adds, no reassociation."""
+    return _Deferred(py_func, _FAST)
+
+
+def reduction(py_func: Callable) -> Any:
+    """A loop with a sum, which vectorises only when the sum may be reassociated."""
+    return _Deferred(py_func, True)
 
 _F32 = numpy.float32
 _EXP_HI = _F32(88.0)  # keeps 2**n finite: n <= 127
@@ -330,21 +360,7 @@ def scatter_add_flat(table, indices, values):  # type: ignore[no-untyped-def]
     return table
 
 
-# Hashing --------------------------------------------------------------------------------
-
-_U32 = numpy.uint32
-
-
-@inline
-def _mul32(a, b):  # type: ignore[no-untyped-def]
-    """a * b modulo 2**32 (numba widens uint32 products to 64 bits)."""
-    return _U32((numpy.uint64(a) * numpy.uint64(b)) & numpy.uint64(0xFFFFFFFF))
-
-
-@inline
-def _rotl32(x, r):  # type: ignore[no-untyped-def]
-    return _U32(((numpy.uint64(x) << numpy.uint64(r)) | (numpy.uint64(x) >> numpy.uint64(32 - r))) & numpy.uint64(0xFFFFFFFF))
-
+# Optimizers -----------------------------------------------------------------------------
 
 
 @kernel
