@@ -118,16 +118,21 @@ def _const_overload(like, value):  # type: ignore[no-untyped-def]
     return lambda like, value: cast(value)
 
 
+def _per_dtype(function: Callable, for_float32: Any, otherwise: Any) -> None:
+    """Let compiled code call `function` as `for_float32` on float32 and `otherwise` on other
+    types, inlined; Python calls keep `function` itself."""
+
+    @overload(function, inline="always", fastmath=_FAST)
+    def _overload(x):  # type: ignore[no-untyped-def]
+        return (lambda x: for_float32(x)) if x == types.float32 else (lambda x: otherwise(x))
+
+
 def fast_exp(x):  # type: ignore[no-untyped-def]
     """exp, vectorisable for float32 (see the module docs)."""
     return math.exp(x)
 
 
-@overload(fast_exp, inline="always", fastmath=_FAST)
-def _fast_exp_overload(x):  # type: ignore[no-untyped-def]
-    if x == types.float32:
-        return lambda x: _expf(x)
-    return lambda x: math.exp(x)
+_per_dtype(fast_exp, _expf, math.exp)
 
 
 @inline
@@ -162,11 +167,7 @@ def _tanh(x):  # type: ignore[no-untyped-def]
     return math.tanh(x)
 
 
-@overload(_tanh, inline="always", fastmath=_FAST)
-def _tanh_overload(x):  # type: ignore[no-untyped-def]
-    if x == types.float32:
-        return lambda x: _tanh_float32(x)
-    return lambda x: _tanh_by_exp(x)
+_per_dtype(_tanh, _tanh_float32, _tanh_by_exp)
 
 
 @inline
