@@ -439,7 +439,8 @@ class ViewReader:
         return size
 
     def _nested(self, depth: int) -> int:
-        if depth >= MAX_DEPTH:
+        """The depth inside a container at `depth`; a container at depth MAX_DEPTH is the deepest allowed."""
+        if depth > MAX_DEPTH:
             raise SerializationError(f"the data nests containers more than {MAX_DEPTH} deep")
         return depth + 1
 

@@ -5,6 +5,8 @@ free port each time), so each takes seconds; the models and runs are tiny.
 """
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -144,10 +146,39 @@ def test_gradients_accumulated_under_no_sync_are_communicated_once_and_match(job
     assert max_difference(saved(job_output / "mlp-accumulated-rank0.npz"), one_process) < TOLERANCE
 
 
-def test_composa_train_nproc_2_matches_one_process_and_resumes(tmp_path, small_cfg):
-    output = tmp_path / "two"
-    started = composa_train(str(small_cfg), "--output", str(output), "--nproc", "2", "--no-plot", "--no-progress")
+@pytest.fixture(scope="module")
+def nproc_run(tmp_path_factory) -> "tuple[Path, subprocess.CompletedProcess]":
+    """`composa train SMALL_CFG --nproc 2`, run once (one BLAS thread per rank, as torchrun gives): its output and what it printed."""
+    directory = tmp_path_factory.mktemp("nproc")
+    (directory / "small.cfg").write_text(SMALL_CFG)
+    output = directory / "two"
+    command = composa_command("train", str(directory / "small.cfg"), "--output", str(output), "--nproc", "2", "--no-plot", "--no-progress")
+    started = subprocess.run(command, capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert started.returncode == 0, started.stderr
+    return output, started
+
+
+def test_batchnorm_running_statistics_are_rank_0s_on_every_rank_as_with_torch_ddp(job_output):
+    rank0, rank1 = saved(job_output / "batchnorm-rank0.npz"), saved(job_output / "batchnorm-rank1.npz")
+    # each rank normalised its own rows, yet after every step all hold rank 0's running mean, variance and count
+    assert all(numpy.array_equal(a, b) for a, b in zip(rank0, rank1))
+    running_statistics = rank0[-3:]  # after the params
+    ddp = saved(job_output / "batchnorm-ddp-rank0.npz")  # DistributedDataParallel(broadcast_buffers=True), same rows
+    assert all(numpy.array_equal(a, b) for a, b in zip(running_statistics, ddp))
+
+
+def test_a_gradient_overflow_on_rank_1_alone_makes_every_rank_skip_that_step_and_back_off(job_output):
+    rank0, rank1 = saved(job_output / "scaled-rank0.npz"), saved(job_output / "scaled-rank1.npz")
+    assert float(rank0[-1][0]) == 2.0**15  # the scale, backed off once from 2**16 on rank 0 too, which saw no inf
+    assert all(numpy.array_equal(a, b) for a, b in zip(rank0, rank1))
+    # one process with the whole batch sees the overflow itself and skips the same step
+    assert max_difference(rank0, distributed_job.train_steps("scaled", Communicator())) < TOLERANCE
+
+
+def test_composa_train_nproc_2_matches_one_process_and_resumes(tmp_path, small_cfg, nproc_run):
+    output = tmp_path / "two"
+    shutil.copytree(nproc_run[0], output)
+    started = nproc_run[1]
     assert "Data-parallel on 2 processes (gloo)" in started.stdout
     assert started.stdout.count("best") == 2  # one table, from rank 0 only
     assert max_difference(params_of(composa.load(output)), params_of(one_process_run(small_cfg, tmp_path / "one"))) < TOLERANCE
@@ -159,6 +190,43 @@ def test_composa_train_nproc_2_matches_one_process_and_resumes(tmp_path, small_c
     assert [row["epoch"] for row in rows] == [1, 2, 3]
     three_epochs = one_process_run(small_cfg, tmp_path / "one3", **{"training.max_epochs": 3})
     assert max_difference(params_of(composa.load(output)), params_of(three_epochs)) < TOLERANCE
+
+
+def documented_torchrun_command(config: Path, output: Path, port: int) -> List[str]:
+    """docs/distributed.md's one-machine torchrun command, with this test's config, output and port."""
+    line = next(line for line in (TESTS.parent / "docs" / "distributed.md").read_text().splitlines()
+                if line.startswith("torchrun --nproc-per-node"))
+    mine = {"my.cfg": str(config), "runs/mine": str(output), "29500": str(port)}
+    words = [mine.get(word, word) for word in shlex.split(line)]
+    assert words[0] == "torchrun" and set(mine.values()) <= set(words), line
+    return [sys.executable, "-m", "torch.distributed.run", *words[1:]]  # torchrun, from this Python's torch
+
+
+def test_the_documented_torchrun_command_trains_as_nproc_2_does_and_only_rank_0_writes(tmp_path, nproc_run):
+    (tmp_path / "small.cfg").write_text(SMALL_CFG)
+    output, logs = tmp_path / "torchrun", tmp_path / "writes"
+    logs.mkdir()
+    command = documented_torchrun_command(tmp_path / "small.cfg", output, free_port())
+    command += ["--no-plot", "--no-progress", "--code", str(TESTS / "record_writes.py")]
+    environment = dict(os.environ, OMP_NUM_THREADS="1", COMPOSA_WRITES_LOG=str(logs))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("best") == 2  # one table, from rank 0 only
+
+    launched = nproc_run[0]
+    assert (output / "model.bin").read_bytes() == (launched / "model.bin").read_bytes()
+    torchrun_state, launched_state = (msgpack_loads((path / STATE_FILE).read_bytes()) for path in (output, launched))
+    assert (torchrun_state["model"], torchrun_state["optimizer"]) == (launched_state["model"], launched_state["optimizer"])
+    assert metrics_without_timing(output) == metrics_without_timing(launched)
+
+    written = {rank: set((logs / f"rank{rank}.txt").read_text().split()) for rank in (0, 1)}
+    assert str(output / "model.bin") in written[0] and str(output / "metrics.jsonl") in written[0]
+    assert not [path for path in written[1] if path.startswith(str(output))]
+
+
+def metrics_without_timing(output: Path) -> List[Dict]:
+    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    return [{key: value for key, value in row.items() if key != "examples_per_second"} for row in rows]
 
 
 # Faults ------------------------------------------------------------------------------------------

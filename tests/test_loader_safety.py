@@ -141,6 +141,7 @@ def test_optimizer_state_missing_a_field_is_refused_before_anything_changes():
         ("learn_rate", {"name": "constant", "attrs": {"rate": b"0.1"}}, "attr 'rate' is a float"),
         ("b1", {"name": "constant", "attrs": {"rate": -1.0}}, "gives -1.0 at step 1, expected a number in"),
         ("b2", {"name": "constant", "attrs": {"rate": float("nan")}}, "must be finite"),
+        ("b2", {"name": "constant", "attrs": {"rate": 1.0}}, r"gives 1.0 at step 1, expected a number in \[0.0, 1.0\)"),
         ("eps", {"name": "constant", "attrs": {"size": 3}}, "unknown attr 'size'"),
         ("L2", {"name": "constant", "attrs": {}, "code": "x"}, "malformed saved state"),
     ],
@@ -155,6 +156,23 @@ def test_bad_schedule_state_is_refused_before_anything_changes(name, state, mess
     with pytest.raises(SerializationError, match=f"schedule '{name}'.*{message}"):
         optimizer.from_dict(saved, model=model)
     assert optimizer_state(optimizer, model) == before
+
+
+def test_a_schedule_state_at_the_low_end_of_its_range_loads():
+    model = small_model()
+    optimizer = trained_optimizer(model, beta1=constant(0.9), beta2=constant(0.999))
+    saved = optimizer.to_dict(model=model)
+    saved["schedules"]["b2"] = {"name": "constant", "attrs": {"rate": 0.0}}
+    optimizer.from_dict(saved, model=model)
+    assert optimizer.b2(optimizer.step) == 0.0
+
+
+def test_optimizer_params_that_are_not_a_list_are_refused():
+    optimizer = Adam(0.01)
+    saved = optimizer.to_dict()
+    saved["params"] = {"key": ["id", 1, "W"]}
+    with pytest.raises(SerializationError, match="Optimizer: malformed params entry"):
+        optimizer.from_dict(saved)
 
 
 def test_optimizer_state_keyed_by_id_needs_int_ids():

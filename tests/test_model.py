@@ -29,6 +29,7 @@ from composa.errors import (
     UnknownNameError,
     UnsetValueError,
 )
+from composa.shims import Shim
 
 
 def linear_forward(model, X, is_train):
@@ -205,6 +206,36 @@ def test_force_cannot_resize_a_layer_with_allocated_params():
 def test_set_dim_rejects_values_that_are_not_sizes(bad):
     with pytest.raises(ConfigurationError):
         Linear().set_dim("nO", bad)
+
+
+@pytest.mark.parametrize("size", [0, 3, numpy.int64(3), numpy.int32(0)])
+def test_set_dim_accepts_zero_and_numpy_ints(size):
+    model = Linear()
+    model.set_dim("nO", size)
+    assert model.get_dim("nO") == size and type(model.get_dim("nO")) is int
+
+
+def test_set_param_with_a_number_fills_the_current_shape():
+    model = Linear(2, 3).initialize()
+    model.set_param("b", 0.5)
+    numpy.testing.assert_array_equal(model.get_param("b"), numpy.full((2,), 0.5, dtype="float32"))
+    with pytest.raises(ConfigurationError, match="has no shape to fill yet"):
+        Linear(2, 3).set_param("b", 0.5)
+
+
+def test_get_ref_of_an_unknown_name_says_which_refs_exist():
+    model = Model("with_ref", lambda model, X, is_train: (X, lambda dY: dY), refs={"inner": None})
+    with pytest.raises(UnknownNameError, match=r"unknown ref 'outer'; this layer has refs \['inner'\]"):
+        model.get_ref("outer")
+    with pytest.raises(UnsetValueError, match="ref 'inner' is unset"):
+        model.get_ref("inner")
+
+
+def test_to_cpu_leaves_unset_params_unset():
+    model = Linear(2, 3)
+    model.to_cpu()
+    assert model.has_param("W") is None
+    assert model.initialize().get_param("W").shape == (2, 3)
 
 
 def test_set_param_none_really_unsets():
@@ -394,6 +425,15 @@ def test_copy_is_deep_with_new_ids_shared_layers_refs_and_same_ops():
     assert not (model.layers[0].get_param("W") == 5).any()
     X = numpy.ones((1, 2), dtype="f")
     numpy.testing.assert_allclose(model.copy().predict(X), model.predict(X))
+
+
+def test_copy_keeps_one_shim_shared_by_two_nodes_shared_in_the_copy():
+    shim = Shim({"weights": [1.0]})
+    identity = lambda model, X, is_train: (X, lambda dY: dY)  # noqa: E731
+    model = chain(Model("a", identity, shims=[shim]), Model("b", identity, shims=[shim]))
+    first, second = (layer.shims[0] for layer in model.copy().layers)
+    assert first is second and first is not shim
+    assert first._model == {"weights": [1.0]} and first._model is not shim._model
 
 
 def test_to_cpu_keeps_values_and_dtypes():

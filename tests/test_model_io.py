@@ -4,6 +4,7 @@ import hashlib
 import inspect
 from pathlib import Path
 
+import msgpack
 import numpy
 import pytest
 
@@ -14,9 +15,12 @@ from composa.errors import SerializationError
 from composa.model_io import (
     NodePlan,
     apply_plan,
+    check_node_info,
     decode,
     encode,
     encode_parts,
+    is_composa_document,
+    plan_attrs,
     plan_dims,
     plan_load,
     plan_params,
@@ -156,6 +160,73 @@ def test_plan_params_wants_registered_float_arrays_of_the_set_shape():
         plan_params("node 1", {"W": numpy.ones((3, 2), dtype="i")}, current)
     with pytest.raises(SerializationError, match=r"param 'W' is \(3, 2\) float32 in the model but \(2, 3\)"):
         plan_params("node 1", {"W": numpy.ones((2, 3), dtype="f")}, current)
+
+
+@pytest.mark.parametrize("entry", ["leaf", None, {"name": "leaf", "dims": [3]}])
+def test_check_node_info_wants_a_map_with_a_dims_map(entry):
+    check_node_info("node 1", {"name": "leaf", "dims": {}}, "leaf", strict=True)
+    with pytest.raises(SerializationError, match="node 1: malformed node entry"):
+        check_node_info("node 1", entry, "leaf", strict=True)
+
+
+@pytest.mark.parametrize(
+    "saved, message",
+    [
+        (["rate"], "malformed attrs entry"),
+        ({"rate": 0.5}, "malformed attrs entry"),
+        ({1: b"\xcb"}, "attr names are strings, got 1"),
+    ],
+)
+def test_plan_attrs_wants_a_map_of_named_bytes(saved, message):
+    node = Model("leaf", identity, attrs={"rate": 0.25})
+    with pytest.raises(SerializationError, match=f"node 1: {message}"):
+        plan_attrs("node 1", saved, node)
+
+
+def test_a_ref_outside_the_tree_cannot_be_saved():
+    outside = Model("outside", identity)
+    model = Model("root", identity, refs={"other": outside})
+    with pytest.raises(SerializationError, match="ref 'other' points to node 'outside' outside the model"):
+        model.to_bytes()
+
+
+@pytest.mark.parametrize("n_keys", [1, 15, 16, 300])
+def test_composa_documents_are_recognised_by_their_first_key_whatever_their_size(n_keys):
+    # 1-15 keys: a one-byte fixmap header; 16 and more: a three-byte map16 header.
+    document = {"composa": 2, **{f"key{i}": i for i in range(n_keys - 1)}}
+    assert is_composa_document(msgpack.packb(document))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        msgpack.packb(["composa", 2]),
+        msgpack.packb({"composer": 2}),
+        msgpack.packb({"format": 1, "composa": 2}),
+        msgpack.packb({f"key{i}": i for i in range(16)}),  # a map16 whose first key is another
+        msgpack.packb("composa"),
+        msgpack.packb({}),
+        msgpack.packb([]) + msgpack.packb("composa"),  # an empty list, then the key
+    ],
+)
+def test_other_msgpack_is_not_a_composa_document(data):
+    assert not is_composa_document(data)
+
+
+def test_can_from_disk_is_false_for_a_missing_path_or_a_folder(tmp_path):
+    model = fixed_model()
+    assert not model.can_from_disk(tmp_path / "missing.bin")
+    assert not model.can_from_disk(tmp_path)
+    model.to_disk(tmp_path / "model.bin")
+    assert fixed_model().can_from_disk(tmp_path / "model.bin")
+
+
+def test_the_module_functions_check_layer_names_by_default():
+    data = fixed_model().to_bytes()
+    renamed = fixed_model()
+    renamed.layers[0].name = "renamed"
+    assert not model_io.can_from_bytes(renamed, data)
+    assert model_io.can_from_bytes(renamed, data, strict=False)
 
 
 def test_plan_shims_wants_one_bytes_entry_per_shim():

@@ -181,6 +181,13 @@ def test_can_from_bytes_reports_compatibility():
     assert not mlp().can_from_bytes(b"garbage")
 
 
+def test_can_from_bytes_checks_layer_names_unless_told_not_to():
+    data = chain(Linear(3, 2), Linear(2, 3)).initialize().to_bytes()
+    renamed = chain(Relu(3, 2), Linear(2, 3))  # the same shapes, another first layer
+    assert not renamed.can_from_bytes(data)
+    assert renamed.can_from_bytes(data, strict=False)
+
+
 # Bad input: every failure leaves the model exactly as it was -------------------------------
 
 

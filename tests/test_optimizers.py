@@ -20,7 +20,7 @@ from composa import (
     plateau,
     registry,
 )
-from composa.errors import SerializationError
+from composa.errors import ConfigurationError, SerializationError
 
 KEY = (1, "W")
 
@@ -62,7 +62,25 @@ def test_radam_matches_torch_radam_before_and_after_rectification():
     weights, grads = start_weights(), gradients(12)  # rho_t passes 5 at step 6
     ours = run_composa(RAdam(0.01, grad_clip=0.0, use_averages=False), weights, grads)
     theirs = run_torch(lambda p: torch.optim.RAdam(p, lr=0.01), weights, grads)
+    # compare the distance moved, not the weights: a small error in the step shows
+    numpy.testing.assert_allclose(ours - weights, theirs - weights, rtol=1e-6)
+
+
+def test_the_optimizer_class_defaults_to_adam_with_torchs_betas():
+    weights, grads = start_weights(), gradients(8)
+    ours = run_composa(Optimizer(0.01, grad_clip=0.0, use_averages=False), weights, grads)
+    theirs = run_torch(lambda p: torch.optim.Adam(p, lr=0.01), weights, grads)
     numpy.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [Adam, Optimizer])
+def test_l2_is_decoupled_weight_decay_by_default(make):
+    weights, grads = start_weights(), gradients(3)
+    default = run_composa(make(0.01, L2=0.1, grad_clip=0.0, use_averages=False), weights, grads)
+    decoupled = run_composa(make(0.01, L2=0.1, L2_is_weight_decay=True, grad_clip=0.0, use_averages=False), weights, grads)
+    coupled = run_composa(make(0.01, L2=0.1, L2_is_weight_decay=False, grad_clip=0.0, use_averages=False), weights, grads)
+    numpy.testing.assert_array_equal(default, decoupled)
+    assert not numpy.allclose(default, coupled)
 
 
 def test_sgd_matches_torch_sgd():
@@ -253,6 +271,13 @@ def test_loading_state_into_the_wrong_model_is_refused_and_changes_nothing():
         target.from_bytes(data)
     with pytest.raises(SerializationError):
         target.from_bytes(b"\x93not optimizer state")
+
+
+def test_saving_state_for_a_param_outside_the_model_is_refused():
+    optimizer = Adam(0.01)
+    optimizer(KEY, numpy.zeros(3, dtype="f"), numpy.ones(3, dtype="f"))
+    with pytest.raises(ConfigurationError, match=r"holds state for \(1, 'W'\), which is not a param of the model"):
+        optimizer.to_bytes(model=make_model())
 
 
 def test_optimizer_state_survives_a_file(tmp_path):

@@ -15,7 +15,7 @@ import numpy
 
 from ..errors import DistributedError
 from ..model import Model
-from ._layout import Layout, describe, param_slots, signature
+from ._layout import Layout, buffer_slots, describe, param_slots, signature
 
 __all__ = ["Communicator", "CommStats", "shard_bounds"]
 
@@ -67,7 +67,7 @@ class Communicator:
         return items if (start, end) == (0, len(items)) else items[start:end]
 
     def broadcast_params(self, model: Model) -> None:
-        """Give every rank rank 0's params (native and torch), in place."""
+        """Give every rank rank 0's params (native and torch) and torch buffers, in place."""
         if self.world_size == 1:
             return
         layout = self._layout_for(model)
@@ -81,13 +81,16 @@ class Communicator:
 
         `share` is this rank's fraction of the global batch (its rows / all rows), so the
         result is the global batch's mean gradient even when the shards differ in size;
-        None means 1 / world_size, torch DDP's average. Skipped inside :meth:`no_sync`.
+        None means 1 / world_size, torch DDP's average. The same reduction gives every
+        rank rank 0's torch buffers (BatchNorm's running statistics, as DDP's
+        broadcast_buffers) and shares grad scalers' overflows, so every rank skips the
+        same steps. Skipped inside :meth:`no_sync`.
         """
         if self.world_size == 1 or not self._sync:
             return
         started = time.perf_counter()
         layout = self._layout_for(model)
-        layout.load_grads()
+        layout.load_grads(self.is_main)
         layout.scale_grads(1.0 / self.world_size if share is None else share)
         for group in layout.groups:
             self._all_reduce(group.buffer, "the all-reduce of the gradients")
@@ -169,7 +172,7 @@ class Communicator:
         """Leave the group; the communicator cannot be used afterwards."""
 
     def _layout_for(self, model: Model) -> Layout:
-        if self._layout is None or self._layout.signature != signature(param_slots(model)):
+        if self._layout is None or self._layout.signature != signature(param_slots(model) + buffer_slots(model)):
             self._layout = Layout(model)
         return self._layout
 

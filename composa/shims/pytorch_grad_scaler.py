@@ -116,6 +116,11 @@ class PyTorchGradScaler:
                 self._found_inf = True
         return self._found_inf
 
+    def record_overflow(self) -> None:
+        """Note an inf/NaN found elsewhere (another rank's gradients): this step is skipped and the scale backs off."""
+        if self._enabled:
+            self._found_inf = True
+
     def update(self) -> None:
         """Back off the scale after an overflow, grow it after enough clean steps; clear found_inf."""
         import torch  # lazy: torch is optional

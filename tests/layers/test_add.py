@@ -103,3 +103,22 @@ def test_input_gradient_is_the_sum_of_the_children_gradients(n_children, rows):
     expected = sum(child.begin_update(X)[1](dY) for child in children)
     _, backprop = add(*children).begin_update(X)
     numpy.testing.assert_allclose(backprop(dY), expected, rtol=1e-5, atol=1e-6)
+
+
+def list_of(n_items):
+    """A layer that returns the first `n_items` rows of X as a list of arrays."""
+    return Model(f"first_{n_items}", lambda model, X, is_train: ([X[i] for i in range(n_items)], lambda dY: X))
+
+
+@pytest.mark.parametrize("lengths", [(1, 2), (2, 1), (2, 2, 3)])
+def test_list_outputs_of_different_lengths_are_a_clear_error(lengths):
+    model = add(*[list_of(n) for n in lengths])
+    with pytest.raises(ShapeMismatchError, match="add: cannot sum .* lengths differ"):
+        model.predict(sample(3, 2))
+
+
+def test_list_outputs_sum_item_by_item():
+    X = sample(3, 2)
+    Ys = add(list_of(2), list_of(2), list_of(2)).predict(X)
+    assert len(Ys) == 2
+    numpy.testing.assert_allclose(Ys[1], 3 * X[1], rtol=1e-6)

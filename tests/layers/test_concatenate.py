@@ -115,3 +115,15 @@ def test_output_width_is_the_sum_of_child_widths(widths, rows):
     model = concatenate(*(Linear(width) for width in widths)).initialize(X=sample(3, 2))
     assert model.get_dim("nO") == sum(widths)
     assert model.predict(sample(rows, 2)).shape == (rows, sum(widths))
+
+
+def test_children_with_their_own_widths_ignore_a_sample_output_of_the_total_width():
+    # The sample Y has the concatenation's width (5); each child keeps the width it was given.
+    model = concatenate(Relu(2), Relu(3)).initialize(X=sample(4, 3), Y=sample(4, 5))
+    assert [layer.get_dim("nO") for layer in model.layers] == [2, 3]
+    assert model.get_dim("nO") == 5
+
+
+def test_children_that_agree_on_an_input_width_give_it_to_the_node_without_data():
+    assert concatenate(Linear(3, 4), Linear(2, 4)).initialize().get_dim("nI") == 4
+    assert concatenate(Linear(3, 4), Linear(2, 6)).initialize().has_dim("nI") is None

@@ -60,7 +60,7 @@ def test_initialize_infers_widths_and_rows_sum_to_one():
 
 def test_initialize_keeps_widths_already_given():
     # Like the reference, Softmax only fills unset widths (no conflict error).
-    model = Softmax(4, 3).initialize(X=sample(5, 3), Y=one_hot(5, 7))
+    model = Softmax(4, 3).initialize(X=sample(5, 6), Y=one_hot(5, 7))
     assert model.get_param("W").shape == (4, 3)
 
 

@@ -2,7 +2,7 @@
 import numpy
 import pytest
 
-from composa import LSTM, Linear, Model, Padded, Ragged, get_current_ops, registry, with_array2d, with_padded
+from composa import LSTM, Linear, Model, Padded, Ragged, chain, get_current_ops, registry, with_array2d, with_padded
 from composa.errors import ShapeMismatchError
 from composa.testing import check_gradients
 
@@ -82,3 +82,33 @@ def test_round_trip_and_empty_batches():
     Yr, backprop = model.begin_update(Ragged(sample(0, 3), numpy.zeros((0,), dtype="int32")))
     assert Yr.data.shape == (0, 2) and backprop(Yr).data.shape == (0, 3)
     assert [Y.shape for Y in model.predict(sequences([0, 2]))] == [(0, 2), (2, 2)]
+
+
+def test_a_time_major_array_is_batch_many_sequences_of_every_step():
+    # (T=4, B=3, F=2): not square, so the steps and the batch cannot be confused.
+    model = with_padded(LSTM(2, 2)).initialize()
+    X = sample(12, 2).reshape(4, 3, 2)
+    Y = model.predict(X)
+    by_sequence = model.predict([numpy.ascontiguousarray(X[:, b]) for b in range(3)])
+    for b in range(3):
+        numpy.testing.assert_allclose(Y[:, b], by_sequence[b], rtol=1e-5, atol=1e-6)
+
+
+def test_a_padded_batch_of_one_sequence_runs_the_child():
+    model = with_padded(running_sum())
+    Xp = get_current_ops().list2padded(sequences([3]))
+    numpy.testing.assert_allclose(model.predict(Xp).data, numpy.cumsum(Xp.data, axis=0), rtol=1e-6)
+
+
+def test_an_empty_ragged_keeps_its_width_when_the_child_has_none():
+    model = with_padded(running_sum())
+    Yr = model.predict(Ragged(sample(0, 3), numpy.zeros((0,), dtype="int32")))
+    assert Yr.data.shape == (0, 3)
+
+
+def test_tuple_and_array_samples_reach_the_child_as_padded():
+    # chain initialises its second LSTM on the first one's output, so the child must get a Padded.
+    Xp = get_current_ops().list2padded(sequences([2, 3], width=5))
+    for X in [(Xp.data, Xp.size_at_t, Xp.lengths, Xp.indices), sample(12, 5).reshape(4, 3, 5)]:
+        model = with_padded(chain(LSTM(4), LSTM(3))).initialize(X=X)
+        assert (model.get_dim("nI"), model.get_dim("nO")) == (5, 3)

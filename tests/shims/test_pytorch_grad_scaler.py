@@ -55,6 +55,18 @@ def test_update_backs_off_after_overflow_and_grows_after_clean_steps():
     assert scaler.scale_factor == 8.0
 
 
+def test_an_overflow_recorded_from_elsewhere_backs_off_like_one_found_here():
+    # data-parallel training records another rank's overflow, so every rank skips the same step
+    scaler = PyTorchGradScaler(enabled=True, init_scale=8.0)
+    scaler.record_overflow()
+    assert scaler.found_inf
+    scaler.update()
+    assert scaler.scale_factor == 4.0 and not scaler.found_inf
+    disabled = PyTorchGradScaler()
+    disabled.record_overflow()
+    assert not disabled.found_inf
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"backoff_factor": 1.5}, {"growth_factor": 0.5}, {"growth_interval": 0}],

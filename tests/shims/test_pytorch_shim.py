@@ -430,3 +430,44 @@ def test_any_linear_state_round_trips_exactly(n_in, n_out, dtype, seed):
     PyTorchShim(target).from_bytes(data)
     assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
     assert PyTorchShim(target).to_bytes() == data
+
+
+def test_a_torch_state_from_a_newer_composa_is_refused():
+    from composa.shims.pytorch import STATE_VERSION
+
+    shim = PyTorchShim(make_module())
+    msg = msgpack_loads(shim.to_bytes())
+    state = msgpack_loads(msg["state"])
+    state["version"] = STATE_VERSION + 1
+    msg["state"] = msgpack_dumps(state)
+    with pytest.raises(SerializationError, match=f"unsupported torch state version {STATE_VERSION + 1}"):
+        PyTorchShim(make_module()).from_bytes(msgpack_dumps(msg))
+
+
+def test_a_failing_deserialize_hook_is_a_serialization_error():
+    def deserialize(module, data, device):
+        raise ValueError("no such vocabulary")
+
+    shim = PyTorchShim(torch.nn.Linear(2, 3), deserialize_model=deserialize)
+    with pytest.raises(SerializationError, match="could not load the torch state: no such vocabulary"):
+        shim.from_bytes(shim.to_bytes())
+
+
+def test_a_gradient_of_another_dtype_is_cast_to_the_output_dtype():
+    shim = PyTorchShim(make_module())
+    output, backprop = shim.begin_update(args_of(X, requires_grad=True))
+    d_inputs = backprop(backward_args(output, torch.ones_like(output, dtype=torch.float64)))
+    assert d_inputs.args[0].dtype == torch.float32
+    expected = PyTorchShim(make_module())
+    output, backprop = expected.begin_update(args_of(X, requires_grad=True))
+    torch.testing.assert_close(d_inputs.args[0], backprop(backward_args(output, torch.ones_like(output))).args[0])
+
+
+def test_without_a_grad_scaler_an_overflow_reaches_the_gradients():
+    # Like plain torch: only an enabled PyTorchGradScaler skips steps with inf gradients.
+    module = make_module()
+    shim = PyTorchShim(module)
+    output, backprop = shim.begin_update(args_of(X, requires_grad=True))
+    backprop(backward_args(output, torch.full_like(output, float("inf"))))
+    shim.finish_update(lambda key, param, grad: (param - grad, grad))
+    assert not torch.isfinite(module[-1].bias).any()
