@@ -15,11 +15,13 @@ four times slower than numpy. float64 keeps libm's ``exp``, ``erfc`` and ``tanh`
 import functools
 import math
 import threading
+import warnings
 from typing import Any, Callable
 
 import numba
 import numpy
 from numba import types
+from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import intrinsic, overload
 
 __all__: list = []
@@ -116,6 +118,12 @@ def _const_overload(like, value):  # type: ignore[no-untyped-def]
     dtype = like.dtype if isinstance(like, types.Array) else like
     cast = numpy.float32 if dtype == types.float32 else numpy.float64
     return lambda like, value: cast(value)
+
+
+# numba's internal check "variable ... is not in scope" misfires on the branches of the
+# per-dtype helpers once they are inlined; the kernels compile correctly, and the warnings
+# (dozens per first compile, none a user can act on) are not shown.
+warnings.filterwarnings("ignore", message=r".*variable '_per_dtype__locals", category=NumbaIRAssumptionWarning)
 
 
 def _per_dtype(function: Callable, for_float32: Any, otherwise: Any) -> None:
