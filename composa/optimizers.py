@@ -253,7 +253,7 @@ class Optimizer:
             )
         values = self._values_for(key)
         learn_rate, b1, b2, L2 = values["learn_rate"], values["b1"], values["b2"], values["L2"]
-        if not self.use_radam and b1 <= 0 and b2 > 0:
+        if not self.use_radam and (b1 > 0) != (b2 > 0):
             raise NotImplementedError(
                 f"Optimizer: beta1={b1} with beta2={b2} is not supported: use beta1 > 0 and beta2 > 0 "
                 f"for Adam, or beta1 = beta2 = 0 for plain SGD"

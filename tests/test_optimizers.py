@@ -17,6 +17,7 @@ from composa import (
     Softmax,
     chain,
     constant,
+    decaying,
     plateau,
     registry,
 )
@@ -136,6 +137,9 @@ def test_mismatched_gradient_and_unsupported_betas_are_explained():
         Adam()(KEY, numpy.zeros(2), numpy.zeros(3))
     optimizer = Optimizer(0.1, beta1=0.0, beta2=0.9)
     with pytest.raises(NotImplementedError, match="beta1=0.0 with beta2=0.9 is not supported"):
+        optimizer(KEY, numpy.zeros(2), numpy.ones(2))
+    optimizer = Optimizer(0.1, beta1=0.9, beta2=0.0)  # not silently plain SGD
+    with pytest.raises(NotImplementedError, match="beta1=0.9 with beta2=0.0 is not supported"):
         optimizer(KEY, numpy.zeros(2), numpy.ones(2))
     with pytest.raises(ValueError, match="Invalid schedule for 'learn_rate'"):
         Adam("fast")
@@ -271,6 +275,53 @@ def test_loading_state_into_the_wrong_model_is_refused_and_changes_nothing():
         target.from_bytes(data)
     with pytest.raises(SerializationError):
         target.from_bytes(b"\x93not optimizer state")
+
+
+def test_a_schedule_replaced_since_saving_keeps_its_own_value():
+    model, optimizer = make_model(), Adam(decaying(0.01, 1e-4))
+    train_steps(model, optimizer, 2, seed=0)
+    resumed = Adam(0.5).from_bytes(optimizer.to_bytes(model=model), model=make_model())
+    assert resumed.step == 2 and resumed.learn_rate(resumed.step) == 0.5
+
+
+def test_state_of_a_param_not_updated_yet_loads():
+    model, optimizer = make_model(), Adam(0.01)
+    train_steps(model, optimizer, 1, seed=0)
+    saved = optimizer.to_dict(model=model)
+    saved["params"][0].update(nr_update=0, mom1=None, mom2=None)
+    assert Adam(0.01).from_dict(saved, model=model).nr_update[(model.layers[0].id, "W")] == 0
+
+
+def test_a_plateau_schedule_resumes_where_it_was():
+    def scored_steps(model, optimizer, scores):
+        for score in scores:
+            train_steps(model, optimizer, 1, seed=len(scores))
+            optimizer.last_score = score
+
+    model, optimizer = make_model(), Adam(plateau(2, 0.5, constant(0.1)))
+    scored_steps(model, optimizer, [0.5, 0.4, 0.3])  # two scores without improvement: one plateau
+    resumed = Adam(plateau(2, 0.5, constant(0.1))).from_bytes(optimizer.to_bytes(model=model), model=make_model())
+    assert resumed.learn_rate(resumed.step, last_score=resumed.last_score) == optimizer.learn_rate(
+        optimizer.step, last_score=optimizer.last_score
+    ) == 0.05
+
+
+@pytest.mark.parametrize("count", ["1", None, 1.0, -1])
+def test_a_bad_update_count_is_refused(count):
+    model, optimizer = make_model(), Adam(0.01)
+    train_steps(model, optimizer, 1, seed=0)
+    saved = optimizer.to_dict(model=model)
+    saved["params"][0]["nr_update"] = count
+    with pytest.raises(SerializationError, match="Optimizer: bad update count"):
+        Adam(0.01).from_dict(saved, model=model)
+
+
+@pytest.mark.parametrize("key", [["shim", "0", 0, "weight"], ["shim", 0, "0", "weight"], ["shim", 0, 0]])
+def test_a_malformed_shim_key_is_refused(key):
+    saved = Adam(0.01).to_dict(model=make_model())
+    saved["params"] = [{"key": key, "nr_update": 1, "mom1": None, "mom2": None, "average": None}]
+    with pytest.raises(SerializationError, match="Optimizer: malformed param key"):
+        Adam(0.01).from_dict(saved, model=make_model())
 
 
 def test_saving_state_for_a_param_outside_the_model_is_refused():
