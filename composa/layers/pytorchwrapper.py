@@ -177,7 +177,10 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
         if Xtorch is not None:
             return _forward_one_tensor(model, shim, X, Xtorch, is_train)
     Xtorch, get_dX = convert_inputs(model, X, is_train)
-    Ytorch, torch_backprop = _call_shim(model, X, shim, Xtorch, is_train)
+    try:
+        Ytorch, torch_backprop = shim(Xtorch, is_train)
+    except (ComposaError, RuntimeError) as error:
+        raise _forward_error(model, X, error)
     Y, get_dYtorch = convert_outputs(model, (X, Ytorch), is_train)
     return Y, _backprop_steps(model, get_dYtorch, torch_backprop, get_dX)
 
@@ -196,16 +199,16 @@ def _backprop_steps(model: Model, get_dYtorch: Callable, torch_backprop: Callabl
     return backprop
 
 
-def _call_shim(model: Model, X: Any, run: Callable, *args: Any) -> Any:
-    """``run(*args)``: the shim's forward, its errors named after this layer."""
-    try:
-        return run(*args)
-    except ComposaError as error:
-        raise _named(error, model)
-    except RuntimeError as error:
-        raise PyTorchModuleError(
-            f"the wrapped {type(model.shims[0]._model).__name__} failed on {describe(X)}: {error}", layer=model.name
-        ) from error
+def _forward_error(model: Model, X: Any, error: Exception) -> Exception:
+    """What to raise when the shim's forward raised `error`: composa's own errors named after
+    this layer, torch's (a RuntimeError) as a PyTorchModuleError caused by it."""
+    if isinstance(error, ComposaError):
+        return _named(error, model)
+    wrapped = PyTorchModuleError(
+        f"the wrapped {type(model.shims[0]._model).__name__} failed on {describe(X)}: {error}", layer=model.name
+    )
+    wrapped.__cause__ = error  # as `raise ... from error`
+    return wrapped
 
 
 def _cpu_input_view(shim: Any, X: Any, is_train: bool) -> Any:
@@ -224,7 +227,10 @@ def _cpu_input_view(shim: Any, X: Any, is_train: bool) -> Any:
 def _forward_one_tensor(model: Model, shim: Any, X: Any, Xtorch: Any, is_train: bool) -> Tuple[Any, Callable]:
     """forward with the default converters for one CPU input tensor, their steps done directly for
     one output tensor and a numpy gradient (~25 us less per call); same results and errors."""
-    Ytorch = _call_shim(model, X, shim.run_one, Xtorch, is_train)
+    try:
+        Ytorch = shim.run_one(Xtorch, is_train)
+    except (ComposaError, RuntimeError) as error:
+        raise _forward_error(model, X, error)
     if not is_torch_array(Ytorch):
         return _default_output_steps(model, X, Xtorch, Ytorch, is_train)
     ops = model.ops

@@ -163,11 +163,11 @@ class PyTorchShim(Shim):
         """The module's output for one input tensor: as begin_update (or predict) on ``(tensor,)``,
         without the general argument handling; backprop_one takes the output's gradient."""
         if is_train:
-            return self._run((tensor,), {}, training=True)
+            return self._run((tensor,), {}, True)
         import torch  # lazy: torch is optional
 
         with torch.no_grad():
-            return self._run((tensor,), {}, training=False)
+            return self._run((tensor,), {}, False)
 
     def backprop_one(self, output: Any, d_output: Any, tensor: Any) -> Any:
         """The gradient of run_one's input `tensor`, given the gradient of its one output tensor."""
