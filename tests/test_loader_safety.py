@@ -13,7 +13,7 @@ from composa import Adam, ArchiveError, Config, Linear, Relu, chain, constant
 from composa.archive import CONFIG_FILE, MODEL_FILE, build_model
 from composa.errors import ComposaError, SerializationError
 from composa.model_io import can_from_dict, to_dict
-from composa.serialize import PARTIAL_SUFFIX, msgpack_dumps, msgpack_loads, remove_stale_partials
+from composa.serialize import PARTIAL_SUFFIX, msgpack_dumps, msgpack_loads, remove_stale_partials, write_parts_atomic
 
 
 def small_model():
@@ -141,6 +141,7 @@ def test_optimizer_state_missing_a_field_is_refused_before_anything_changes():
         ("learn_rate", {"name": "constant", "attrs": {"rate": b"0.1"}}, "attr 'rate' is a float"),
         ("b1", {"name": "constant", "attrs": {"rate": -1.0}}, "gives -1.0 at step 1, expected a number in"),
         ("b2", {"name": "constant", "attrs": {"rate": float("nan")}}, "must be finite"),
+        ("b1", {"name": "constant", "attrs": {"rate": 1.0}}, r"gives 1.0 at step 1, expected a number in \[0.0, 1.0\)"),
         ("b2", {"name": "constant", "attrs": {"rate": 1.0}}, r"gives 1.0 at step 1, expected a number in \[0.0, 1.0\)"),
         ("eps", {"name": "constant", "attrs": {"size": 3}}, "unknown attr 'size'"),
         ("L2", {"name": "constant", "attrs": {}, "code": "x"}, "malformed saved state"),
@@ -158,13 +159,14 @@ def test_bad_schedule_state_is_refused_before_anything_changes(name, state, mess
     assert optimizer_state(optimizer, model) == before
 
 
-def test_a_schedule_state_at_the_low_end_of_its_range_loads():
+@pytest.mark.parametrize("name", ["b1", "b2"])
+def test_a_schedule_state_at_the_low_end_of_its_range_loads(name):
     model = small_model()
     optimizer = trained_optimizer(model, beta1=constant(0.9), beta2=constant(0.999))
     saved = optimizer.to_dict(model=model)
-    saved["schedules"]["b2"] = {"name": "constant", "attrs": {"rate": 0.0}}
+    saved["schedules"][name] = {"name": "constant", "attrs": {"rate": 0.0}}
     optimizer.from_dict(saved, model=model)
-    assert optimizer.b2(optimizer.step) == 0.0
+    assert getattr(optimizer, name)(optimizer.step) == 0.0
 
 
 def test_optimizer_params_that_are_not_a_list_are_refused():
@@ -266,3 +268,17 @@ def test_a_partial_file_of_a_save_still_running_is_left_alone(tmp_path):
         assert remove_stale_partials(tmp_path) == []
     assert remove_stale_partials(tmp_path) == [partial.name]
     assert not os.path.exists(partial)
+
+
+def test_a_save_in_progress_is_not_cleaned_up_by_another_save(tmp_path):
+    path = tmp_path / "model.bin"
+    seen_by_the_other_save = []
+
+    def parts():
+        yield b"first half, "
+        seen_by_the_other_save.append(remove_stale_partials(tmp_path))  # what a second save does first
+        yield b"second half"
+
+    write_parts_atomic(path, parts())
+    assert seen_by_the_other_save == [[]]
+    assert path.read_bytes() == b"first half, second half"

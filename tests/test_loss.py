@@ -13,6 +13,7 @@ from composa import (
     SequenceCategoricalCrossentropy,
     registry,
 )
+from composa.errors import ConfigurationError
 
 N_CLASSES = 4
 
@@ -81,6 +82,13 @@ def test_string_labels_with_names_and_a_missing_marker():
     )
     assert loss == pytest.approx(torch_loss, rel=1e-6)
     numpy.testing.assert_allclose(d_logits, torch_grad, atol=1e-7)
+
+
+@pytest.mark.parametrize("label", [1.5, None, b"A"])
+def test_a_truth_that_is_neither_an_id_nor_a_name_is_a_clear_error(label):
+    _, probs = logits_and_probs(2)
+    with pytest.raises(ConfigurationError, match="a truth must be a class id or name, got"):
+        CategoricalCrossentropy(names=["A", "B", "C", "D"])(probs, ["A", label])
 
 
 def test_negative_labels_push_down_only_the_named_class():
@@ -203,6 +211,11 @@ def test_registered_loss_constructors_take_their_versions_arguments():
         "CosineDistance.v1",
     ):
         assert registry.losses.get(name)()
+
+
+def test_the_registered_l2_distance_normalizes_by_default_like_the_class():
+    assert registry.losses.get("L2Distance.v1")().normalize is True
+    assert L2Distance().normalize is True
 
 
 def test_float32_rounding_just_past_one_is_still_a_probability():

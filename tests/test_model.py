@@ -393,9 +393,11 @@ def test_remove_node_drops_it_everywhere_and_clears_dangling_refs():
     inner = root.layers[1]
     grandchild = inner.layers[0]
     root.set_ref("deep", grandchild)
+    root.set_ref("kept", root.layers[0])
     root.remove_node(inner)
     assert [n.name for n in root.walk()] == ["root", "a", "b"]
     assert root.has_ref("deep") is None
+    assert root.get_ref("kept") is root.layers[0]  # a ref into what remains stays
 
 
 def test_replace_node_swaps_layers_and_refs():

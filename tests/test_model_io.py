@@ -139,6 +139,7 @@ def test_applying_rolls_back_every_node_and_shim_when_a_shim_refuses():
 def test_plan_dims_skips_unset_dims_and_refuses_conflicts():
     current = {"nO": 3, "nI": None}
     assert plan_dims("node 0", {"nO": 3, "nI": None}, current) == {"nO": 3}
+    assert plan_dims("node 0", {"nI": 0}, current) == {"nI": 0}  # an empty width is a width
     with pytest.raises(SerializationError, match="node 0: dimension 'nO' is 3 in the model but 4"):
         plan_dims("node 0", {"nO": 4}, current)
     with pytest.raises(SerializationError, match="unknown dimension 'nH'"):

@@ -116,6 +116,12 @@ def test_malformed_arrays_are_refused(payload, message):
         read(packed([msgpack.ExtType(ARRAY_EXT, payload)]))
 
 
+@pytest.mark.parametrize("load", [loads_with_checksum, msgpack_loads])
+def test_only_bytes_are_decoded(load):
+    with pytest.raises(SerializationError, match="expected bytes, got str"):
+        load("\x91\x01")
+
+
 def test_bytes_after_the_value_are_refused_and_counted():
     with pytest.raises(SerializationError, match="^3 unexpected bytes after the data"):
         read(packed([1, 2]) + b"\x00\x00\x00")

@@ -123,6 +123,15 @@ def test_lr_scale_scales_the_step():
     weights = numpy.zeros(2)
     SGD(0.1, grad_clip=0.0)(KEY, weights, numpy.ones(2), lr_scale=0.5)
     numpy.testing.assert_allclose(weights, [-0.05, -0.05])
+    weights = numpy.zeros(2)
+    Adam(0.1, grad_clip=0.0, use_averages=False)(KEY, weights, numpy.ones(2), lr_scale=0.5)
+    numpy.testing.assert_allclose(weights, [-0.05, -0.05], rtol=1e-6)  # Adam's first step is lr * sign
+
+
+def test_sgd_clips_gradients_to_norm_one_by_default():
+    weights = numpy.zeros(2)
+    SGD(0.1, use_averages=False)(KEY, weights, numpy.array([30.0, 40.0]))
+    numpy.testing.assert_allclose(weights, [-0.06, -0.08])
 
 
 def test_empty_gradient_is_returned_unchanged():
@@ -304,6 +313,16 @@ def test_a_plateau_schedule_resumes_where_it_was():
     assert resumed.learn_rate(resumed.step, last_score=resumed.last_score) == optimizer.learn_rate(
         optimizer.step, last_score=optimizer.last_score
     ) == 0.05
+
+
+def test_moments_of_different_shapes_are_refused():
+    model, optimizer = make_model(), Adam(0.01)
+    train_steps(model, optimizer, 1, seed=0)
+    saved = optimizer.to_dict(model=model)
+    mom1 = saved["params"][0]["mom1"]
+    saved["params"][0]["mom1"] = mom1.reshape(-1, 1)
+    with pytest.raises(SerializationError, match="the two Adam moments of .* differ in shape"):
+        Adam(0.01).from_dict(saved, model=model)
 
 
 @pytest.mark.parametrize("count", ["1", None, 1.0, -1])
