@@ -12,11 +12,16 @@ float32 ``exp`` is a Cephes-style polynomial (relative error below 3e-7) written
 that LLVM vectorises it; numba would otherwise call libm's scalar ``expf`` per element,
 four times slower than numpy. float64 keeps libm's ``exp``, ``erfc`` and ``tanh``.
 """
+import functools
 import math
+import threading
+import warnings
+from typing import Any, Callable
 
 import numba
 import numpy
 from numba import types
+from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import intrinsic, overload
 
 __all__: list = []
@@ -25,10 +30,38 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 # Fused multiply-adds only: reassociation would reorder the polynomials' Horner steps,
 # approximate reciprocals cost an ulp (sigmoid(30) must be 1), and NaNs must stay NaNs.
 _FAST = {"nsz", "contract"}
-kernel = numba.njit(fastmath=_FAST, **_JIT)
-# Reductions vectorise only when the sum may be reassociated.
-reduction = numba.njit(fastmath=True, **_JIT)
 inline = numba.njit(inline="always", fastmath=_FAST, **_JIT)
+_lock = threading.Lock()
+
+
+class _Deferred:
+    """A kernel whose numba dispatcher is made on its first call, then replaces it in this module.
+
+    Making a dispatcher costs about 0.5 ms and a run uses a few of the kernels, so only
+    those pay (importing this module went from 25 to 10 ms); the dispatcher loads its
+    machine code from the cache on its first call, as before.
+    """
+
+    def __init__(self, py_func: Callable, fastmath: Any) -> None:
+        self.py_func, self.fastmath = py_func, fastmath
+        functools.update_wrapper(self, py_func)
+
+    def __call__(self, *args: Any) -> Any:
+        with _lock:
+            dispatcher = globals()[self.__name__]
+            if dispatcher is self:
+                dispatcher = globals()[self.__name__] = numba.njit(fastmath=self.fastmath, **_JIT)(self.py_func)
+        return dispatcher(*args)
+
+
+def kernel(py_func: Callable) -> Any:
+    """A fused loop: compiled with fused multiply-adds, no reassociation."""
+    return _Deferred(py_func, _FAST)
+
+
+def reduction(py_func: Callable) -> Any:
+    """A loop with a sum, which vectorises only when the sum may be reassociated."""
+    return _Deferred(py_func, True)
 
 _F32 = numpy.float32
 _EXP_HI = _F32(88.0)  # keeps 2**n finite: n <= 127
@@ -37,6 +70,9 @@ _LOG2E = _F32(1.44269504088896341)
 _LN2_HI = _F32(0.693359375)
 _LN2_LO = _F32(-2.12194440e-4)
 _EXP_POLY = tuple(_F32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+_TANH_CLAMP = _F32(7.90531110763549805)  # the polynomial's range
+_TANH_P = tuple(_F32(c) for c in (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03))
+_TANH_Q = tuple(_F32(c) for c in (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
 _INV_SQRT2 = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
 # Abramowitz & Stegun 26.2.17 for the normal upper tail, as in Ops._normal_tail.
@@ -84,25 +120,62 @@ def _const_overload(like, value):  # type: ignore[no-untyped-def]
     return lambda like, value: cast(value)
 
 
+# numba's internal check "variable ... is not in scope" misfires on the branches of the
+# per-dtype helpers once they are inlined; the kernels compile correctly, and the warnings
+# (dozens per first compile, none a user can act on) are not shown.
+warnings.filterwarnings("ignore", message=r".*variable '_per_dtype__locals", category=NumbaIRAssumptionWarning)
+
+
+def _per_dtype(function: Callable, for_float32: Any, otherwise: Any) -> None:
+    """Let compiled code call `function` as `for_float32` on float32 and `otherwise` on other
+    types, inlined; Python calls keep `function` itself."""
+
+    @overload(function, inline="always", fastmath=_FAST)
+    def _overload(x):  # type: ignore[no-untyped-def]
+        return (lambda x: for_float32(x)) if x == types.float32 else (lambda x: otherwise(x))
+
+
 def fast_exp(x):  # type: ignore[no-untyped-def]
     """exp, vectorisable for float32 (see the module docs)."""
     return math.exp(x)
 
 
-@overload(fast_exp, inline="always", fastmath=_FAST)
-def _fast_exp_overload(x):  # type: ignore[no-untyped-def]
-    if x == types.float32:
-        return lambda x: _expf(x)
-    return lambda x: math.exp(x)
+_per_dtype(fast_exp, _expf, math.exp)
 
 
 @inline
-def _tanh(x):  # type: ignore[no-untyped-def]
-    """tanh from one exp of -2|x|: absolute error ~1e-7 in float32 (what gates need)."""
+def _tanh_by_exp(x):  # type: ignore[no-untyped-def]
+    """tanh from one exp of -2|x| (float64: libm's exp, error ~1e-16)."""
     one = const(x, 1.0)
     e = fast_exp(const(x, -2.0) * abs(x))
     t = (one - e) / (one + e)
     return t if x >= 0 else -t
+
+
+@inline
+def _tanh_float32(x):  # type: ignore[no-untyped-def]
+    """float32 tanh as an odd degree-13 over an even degree-6 polynomial (Eigen's): one
+    division and no exp, a third of the exp form's cost; absolute error below 3e-7 (what
+    gates need), exactly +-1 past |x| = 9 as tanh rounds there, NaN stays NaN."""
+    clamped = min(max(x, -_TANH_CLAMP), _TANH_CLAMP)
+    x2 = clamped * clamped
+    p = _TANH_P[0]
+    for c in _TANH_P[1:]:
+        p = p * x2 + c
+    q = _TANH_Q[0]
+    for c in _TANH_Q[1:]:
+        q = q * x2 + c
+    t = clamped * p / q
+    t = _F32(1.0) if x > _F32(9.0) else t
+    return _F32(-1.0) if x < _F32(-9.0) else t
+
+
+def _tanh(x):  # type: ignore[no-untyped-def]
+    """tanh for the LSTM gates: the polynomial in float32, the exp form in float64."""
+    return math.tanh(x)
+
+
+_per_dtype(_tanh, _tanh_float32, _tanh_by_exp)
 
 
 @inline
@@ -330,21 +403,7 @@ def scatter_add_flat(table, indices, values):  # type: ignore[no-untyped-def]
     return table
 
 
-# Hashing --------------------------------------------------------------------------------
-
-_U32 = numpy.uint32
-
-
-@inline
-def _mul32(a, b):  # type: ignore[no-untyped-def]
-    """a * b modulo 2**32 (numba widens uint32 products to 64 bits)."""
-    return _U32((numpy.uint64(a) * numpy.uint64(b)) & numpy.uint64(0xFFFFFFFF))
-
-
-@inline
-def _rotl32(x, r):  # type: ignore[no-untyped-def]
-    return _U32(((numpy.uint64(x) << numpy.uint64(r)) | (numpy.uint64(x) >> numpy.uint64(32 - r))) & numpy.uint64(0xFFFFFFFF))
-
+# Optimizers -----------------------------------------------------------------------------
 
 
 @kernel

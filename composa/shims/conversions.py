@@ -112,9 +112,10 @@ def torch2xp(torch_tensor: Any, *, ops: Any = None) -> Any:
     (a copy).
     """
     torch = sys.modules.get("torch") or require_torch("torch2xp")
+    if torch_tensor.is_cpu and torch_tensor.dtype != torch.bfloat16 and getattr(ops, "name", None) != "cupy":
+        # the common case: a view, without the checks below (detach only where needed: it costs)
+        return (torch_tensor.detach() if torch_tensor.requires_grad else torch_tensor).numpy()
     tensor = torch_tensor.detach()
-    if tensor.device.type == "cpu" and tensor.dtype != torch.bfloat16 and getattr(ops, "name", None) != "cupy":
-        return tensor.numpy()  # the common case: a view, without the checks below
     if tensor.dtype == torch.bfloat16:
         tensor = tensor.float()
     target = None if ops is None else getattr(ops, "name", None)

@@ -12,6 +12,7 @@ Saved bytes never contain pickle: the state dict travels as raw tensors in msgpa
 torch is imported only when a shim is created or used.
 """
 import contextlib
+import functools
 import io
 import math
 import threading
@@ -107,6 +108,14 @@ class PyTorchShim(Shim):
                 return tensor.device
         return self._device
 
+    @property
+    def on_cpu(self) -> bool:
+        """Whether `device` is the CPU (without making a device object: the hot path asks)."""
+        first = self._first_param
+        if first is not None and first[0] is self._model:
+            return first[1].is_cpu
+        return self.device.type == "cpu"
+
     def param_count(self) -> int:
         """The number of values in the module's parameters."""
         if self._model is None:
@@ -126,45 +135,78 @@ class PyTorchShim(Shim):
         import torch  # lazy: torch is optional
 
         _check_inputs(inputs)
-        with self._mode_lock:
-            saved_modes = self._switch_mode(training=False)
-            try:
-                with torch.no_grad(), self._autocast():
-                    return self._model(*inputs.args, **inputs.kwargs)
-            finally:
-                _restore_mode(saved_modes)
+        with torch.no_grad():
+            return self._run(inputs.args, inputs.kwargs, training=False)
 
     def begin_update(self, inputs: ArgsKwargs) -> Tuple[Any, Callable[[ArgsKwargs], ArgsKwargs]]:
         """Run the module in train mode recording the graph; backprop takes ArgsKwargs for autograd.backward."""
+        _check_inputs(inputs)
+        return self._run(inputs.args, inputs.kwargs, training=True), self.backprop_for(inputs)
+
+    def backprop_for(self, inputs: ArgsKwargs) -> Callable[[ArgsKwargs], ArgsKwargs]:
+        """begin_update's backprop for a forward pass (in train mode) on `inputs`."""
         import torch  # lazy: torch is optional
 
-        _check_inputs(inputs)
-        with self._mode_lock:
-            saved_modes = self._switch_mode(training=True)
-            try:
-                with self._autocast():
-                    output = self._model(*inputs.args, **inputs.kwargs)
-            finally:
-                _restore_mode(saved_modes)
-
         def backprop(grads: ArgsKwargs) -> Any:
-            scaler = self._grad_scaler
             tensors, grad_tensors = _backward_pairs(grads)
+            scaler = self._grad_scaler
             if scaler.enabled:
-                grad_tensors = scaler.scale(grad_tensors)
-                earlier_grads = self._stash_param_grads()
-            torch.autograd.backward(tensors, grad_tensors=grad_tensors, **_extra_backward_kwargs(grads))
-            if scaler.enabled:
-                fresh = [p.grad for p in self._model.parameters() if p.grad is not None]
-                fresh += [leaf.grad for leaf in iterate_recursive(_is_grad_leaf, inputs) if leaf.grad is not None]
-                scaler.unscale(fresh)
-                self._unstash_param_grads(earlier_grads)
-            take_grad = _take_grad_fn(scaler.found_inf)
-            if len(inputs.args) == 1 and not inputs.kwargs and _is_grad_leaf(inputs.args[0]):
-                return ArgsKwargs(args=(take_grad(inputs.args[0]),), kwargs={})
-            return convert_recursive(_is_grad_leaf, take_grad, inputs)
+                leaves = list(iterate_recursive(_is_grad_leaf, inputs))
+                self._scaled_backward(scaler, tensors, grad_tensors, _extra_backward_kwargs(grads), leaves)
+            else:
+                torch.autograd.backward(tensors, grad_tensors=grad_tensors, **_extra_backward_kwargs(grads))
+            return _input_grads(inputs, scaler.found_inf)
 
-        return output, backprop
+        return backprop
+
+    def run_one(self, tensor: Any, is_train: bool) -> Any:
+        """The module's output for one input tensor: as begin_update (or predict) on ``(tensor,)``,
+        without the general argument handling; backprop_one takes the output's gradient."""
+        if is_train:
+            return self._run((tensor,), {}, True)
+        import torch  # lazy: torch is optional
+
+        with torch.no_grad():
+            return self._run((tensor,), {}, False)
+
+    def backprop_one(self, output: Any, d_output: Any, tensor: Any) -> Any:
+        """The gradient of run_one's input `tensor`, given the gradient of its one output tensor."""
+        import torch  # lazy: torch is optional
+
+        grad = _matching_grad(output, d_output)
+        scaler = self._grad_scaler
+        leaf = tensor.requires_grad
+        if scaler.enabled:
+            self._scaled_backward(scaler, [output], [grad], {}, [tensor] if leaf else [])
+        else:
+            torch.autograd.backward((output,), grad_tensors=(grad,))
+        return _take_grad(tensor, scaler.found_inf) if leaf else tensor
+
+    def _run(self, args: Tuple[Any, ...], kwargs: Dict[str, Any], training: bool) -> Any:
+        """Call the module in train or eval mode (and autocast), then restore the modes it had."""
+        with self._mode_lock:
+            saved_modes = self._switch_mode(training)
+            try:
+                if self._mixed_precision:
+                    with self._autocast():
+                        return self._model(*args, **kwargs)
+                return self._model(*args, **kwargs)  # the hot path: no context manager to enter
+            finally:
+                if saved_modes:
+                    _restore_mode(saved_modes)
+
+    def _scaled_backward(
+        self, scaler: PyTorchGradScaler, tensors: List[Any], grad_tensors: List[Any], extra: Dict[str, Any], leaves: List[Any]
+    ) -> None:
+        """torch's backward of the scaled gradients; this backward's param and input (`leaves`) grads unscaled."""
+        import torch  # lazy: torch is optional
+
+        earlier_grads = self._stash_param_grads()
+        torch.autograd.backward(tensors, grad_tensors=scaler.scale(grad_tensors), **extra)
+        fresh = [p.grad for p in self._model.parameters() if p.grad is not None]
+        fresh += [leaf.grad for leaf in leaves if leaf.grad is not None]
+        scaler.unscale(fresh)
+        self._unstash_param_grads(earlier_grads)
 
     def _switch_mode(self, training: bool) -> List[Tuple[Any, bool]]:
         """Put the module in train/eval mode; return the submodules changed, with their old mode.
@@ -485,20 +527,25 @@ def _is_grad_leaf(obj: Any) -> bool:
     return is_torch_array(obj) and obj.requires_grad
 
 
-def _take_grad_fn(found_inf: bool) -> Callable[[Any], Any]:
-    """A converter from an input tensor to its gradient (zeros if none, or after an overflow)."""
-    import torch  # lazy: torch is optional
+def _input_grads(inputs: ArgsKwargs, found_inf: bool) -> ArgsKwargs:
+    """The gradients of the input tensors that require grad, in place of those tensors."""
+    args = inputs.args
+    if len(args) == 1 and not inputs.kwargs and _is_grad_leaf(args[0]):  # one tensor: no walk
+        return ArgsKwargs(args=(_take_grad(args[0], found_inf),), kwargs={})
+    return convert_recursive(_is_grad_leaf, functools.partial(_take_grad, found_inf=found_inf), inputs)
 
-    def take_grad(tensor: Any) -> Any:
-        grad = tensor.grad
-        tensor.grad = None  # a second backprop must not see this one's gradient
-        if grad is None:
-            return torch.zeros_like(tensor)
-        if found_inf:
-            grad.zero_()
-        return grad
 
-    return take_grad
+def _take_grad(tensor: Any, found_inf: bool) -> Any:
+    """An input tensor's gradient (zeros if none, or after an overflow), taken off the tensor."""
+    grad = tensor.grad
+    tensor.grad = None  # a second backprop must not see this one's gradient
+    if grad is None:
+        import torch  # lazy: torch is optional
+
+        return torch.zeros_like(tensor)
+    if found_inf:
+        grad.zero_()
+    return grad
 
 
 def _backward_pairs(grads: ArgsKwargs) -> Tuple[List[Any], List[Any]]:
@@ -519,18 +566,20 @@ def _backward_pairs(grads: ArgsKwargs) -> Tuple[List[Any], List[Any]]:
         raise ShapeMismatchError(
             f"backprop got {len(grad_tensors)} gradients for {len(tensors)} outputs", layer="pytorch"
         )
-    matched = []
-    for output, grad in zip(tensors, grad_tensors):
-        if grad is not None:
-            if grad.shape != output.shape:
-                raise ShapeMismatchError(
-                    f"backprop expected a gradient of shape {tuple(output.shape)}, got {tuple(grad.shape)}",
-                    layer="pytorch",
-                )
-            if grad.dtype != output.dtype or grad.device != output.device:
-                grad = grad.to(device=output.device, dtype=output.dtype)
-        matched.append(grad)
-    return tensors, matched
+    return tensors, [None if grad is None else _matching_grad(output, grad) for output, grad in zip(tensors, grad_tensors)]
+
+
+def _matching_grad(output: Any, grad: Any) -> Any:
+    """`grad` checked to have `output`'s shape, cast to its dtype and device where they differ."""
+    if grad.shape != output.shape:
+        raise ShapeMismatchError(
+            f"backprop expected a gradient of shape {tuple(output.shape)}, got {tuple(grad.shape)}",
+            layer="pytorch",
+        )
+    # (two CPU tensors need no device objects compared: each costs a fresh one)
+    if grad.dtype != output.dtype or not (grad.is_cpu and output.is_cpu) and grad.device != output.device:
+        grad = grad.to(device=output.device, dtype=output.dtype)
+    return grad
 
 
 def _extra_backward_kwargs(grads: ArgsKwargs) -> Dict[str, Any]:

@@ -26,7 +26,8 @@ from composa import (  # noqa: E402
 from composa.backends import NumpyOps  # noqa: E402
 from composa.compat import has_cupy_gpu, has_torch_cuda_gpu  # noqa: E402
 from composa.errors import ConfigurationError, SerializationError, ShapeMismatchError  # noqa: E402
-from composa.shims import PyTorchShim, TorchScriptShim  # noqa: E402
+from composa.layers.pytorchwrapper import convert_pytorch_default_inputs, convert_pytorch_default_outputs  # noqa: E402
+from composa.shims import PyTorchGradScaler, PyTorchShim, TorchScriptShim  # noqa: E402
 from composa.shims.pytorch import PyTorchModuleError  # noqa: E402
 from composa.testing import check_gradients  # noqa: E402
 
@@ -489,3 +490,89 @@ def test_wrapper_on_gpu_exchanges_cupy_arrays_via_dlpack():
     model.to_cpu()
     assert model.shims[0].device.type == "cpu"
     assert isinstance(model.predict(batch()), numpy.ndarray)
+
+
+# The default converters take direct steps for one CPU float array in; any other converter
+# (here: the same functions behind a lambda) takes the general steps. Both must agree.
+
+
+class SplitHeads(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = mlp()
+
+    def forward(self, X: "torch.Tensor") -> dict:
+        out = self.body(X)
+        return {"first": out[:, :2], "rest": out[:, 2:]}
+
+
+def direct_and_general(make_module, **kwargs):
+    direct = PyTorchWrapper(make_module(), **kwargs)
+    general = PyTorchWrapper(
+        make_module(),
+        convert_inputs=lambda model, X, is_train: convert_pytorch_default_inputs(model, X, is_train),
+        convert_outputs=lambda model, XY, is_train: convert_pytorch_default_outputs(model, XY, is_train),
+        **kwargs,
+    )
+    return direct, general
+
+
+def torch_grads(model):
+    return [param.grad.clone() for param in model.shims[0]._model.parameters()]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_direct_steps_give_the_general_steps_outputs_and_gradients(dtype, scaled):
+    # A huge scale overflows float32 gradients: the scaler then zeroes them (float64 holds them).
+    scalers = [PyTorchGradScaler(enabled=scaled, init_scale=2.0**126) for _ in range(2)]
+    direct, general = direct_and_general(lambda: mlp().to(getattr(torch, dtype)), grad_scaler=scalers.pop())
+    X = numpy.random.default_rng(0).standard_normal((5, 6)).astype(dtype)
+    for model in (direct, general):
+        Y, backprop = model.begin_update(X)
+        model.attrs["dX"] = backprop(numpy.full_like(Y, 1e6))
+        model.attrs["Y"] = Y
+    assert direct.attrs["Y"].dtype == dtype
+    found_inf = direct.shims[0]._grad_scaler.found_inf
+    assert found_inf == general.shims[0]._grad_scaler.found_inf == (scaled and dtype == "float32")
+    numpy.testing.assert_array_equal(direct.attrs["Y"], general.attrs["Y"])
+    numpy.testing.assert_array_equal(direct.attrs["dX"], general.attrs["dX"])
+    for ours, theirs in zip(torch_grads(direct), torch_grads(general)):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0, equal_nan=True)
+    numpy.testing.assert_array_equal(direct.predict(X), general.predict(X))
+
+
+def test_direct_steps_take_a_dict_output_and_a_read_only_gradient():
+    direct, general = direct_and_general(SplitHeads)
+    X = numpy.random.default_rng(1).standard_normal((3, 6)).astype("float32")
+    results = []
+    for model in (direct, general):
+        Y, backprop = model.begin_update(X)
+        dY = {key: numpy.ones_like(value) for key, value in Y.items()}
+        for value in dY.values():
+            value.flags.writeable = False
+        results.append((Y, backprop(dY)))
+    (Y_direct, dX_direct), (Y_general, dX_general) = results
+    for key in ("first", "rest"):
+        numpy.testing.assert_array_equal(Y_direct[key], Y_general[key])
+    numpy.testing.assert_array_equal(dX_direct, dX_general)
+    Y, backprop = direct.begin_update(X[::-1])  # negative strides: torch copies, the general steps run
+    assert backprop({key: numpy.ones_like(value) for key, value in Y.items()}).shape == X.shape
+
+
+def test_direct_steps_raise_the_general_steps_errors():
+    direct, general = direct_and_general(mlp)
+    X = numpy.zeros((2, 6), dtype="float32")
+    messages = []
+    for model in (direct, general):
+        _, backprop = model.begin_update(X)
+        with pytest.raises(ShapeMismatchError) as shape_error:
+            backprop(numpy.zeros((2, 3), dtype="float32"))
+        _, backprop = model(X, is_train=False)
+        with pytest.raises(ConfigurationError) as predict_error:
+            backprop(numpy.zeros((2, 4), dtype="float32"))
+        with pytest.raises(PyTorchModuleError) as module_error:
+            model.predict(numpy.zeros((2, 5), dtype="float32"))
+        messages.append([str(error.value) for error in (shape_error, predict_error, module_error)])
+    assert messages[0] == messages[1]
+    assert "pytorch" in messages[0][0] and "(2, 4)" in messages[0][0]
