@@ -43,7 +43,11 @@ def forward(model: Model, X: Any, is_train: bool) -> Tuple[Any, Callable]:
             return backprop_layer(_array_to_padded(ops, dY)).data
 
         return Yp.data, backprop_array
-    raise ShapeMismatchError(
+    raise _unsupported(X)
+
+
+def _unsupported(X: Any) -> ShapeMismatchError:
+    return ShapeMismatchError(
         f"expected a Padded, a Ragged, a list of arrays, a (T, B, F) array or a 4-tuple, got {describe(X)}",
         layer="with_padded",
     )
@@ -94,7 +98,7 @@ def _to_padded(model: Model, X: Any) -> Optional[Padded]:
         return model.ops.list2padded(X) if X else None
     if hasattr(X, "ndim") and X.ndim == 3:
         return _array_to_padded(model.ops, X)
-    return X
+    raise _unsupported(X)
 
 
 def _empty_output(model: Model, X: Any) -> Any:

@@ -127,3 +127,7 @@ def test_children_with_their_own_widths_ignore_a_sample_output_of_the_total_widt
 def test_children_that_agree_on_an_input_width_give_it_to_the_node_without_data():
     assert concatenate(Linear(3, 4), Linear(2, 4)).initialize().get_dim("nI") == 4
     assert concatenate(Linear(3, 4), Linear(2, 6)).initialize().has_dim("nI") is None
+
+
+def test_the_output_width_is_inferred_from_a_list_of_one_sequence():
+    assert concatenate(noop(), noop()).initialize(X=[sample(3, 2)]).get_dim("nO") == 4

@@ -71,6 +71,9 @@ def test_errors_name_the_path():
         model.predict(sequences([2]))
     with pytest.raises(ShapeMismatchError, match="with_padded: expected a Padded"):
         model.predict(sample(2, 4))
+    for X in [{"a": 1}, sample(2, 4)]:
+        with pytest.raises(ShapeMismatchError, match="with_padded: expected a Padded.* got"):
+            with_padded(LSTM(3)).initialize(X=X)
 
 
 def test_round_trip_and_empty_batches():

@@ -444,6 +444,24 @@ def test_a_torch_state_from_a_newer_composa_is_refused():
         PyTorchShim(make_module()).from_bytes(msgpack_dumps(msg))
 
 
+def test_a_torch_state_entry_whose_dtype_and_data_disagree_is_refused():
+    shim = PyTorchShim(make_module())
+    msg = msgpack_loads(shim.to_bytes())
+    state = msgpack_loads(msg["state"])
+    state["tensors"]["0.weight"][0] = "float64"  # the data stays float32
+    msg["state"] = msgpack_dumps(state)
+    with pytest.raises(SerializationError, match="'0.weight': dtype 'float64' with data of dtype float32"):
+        PyTorchShim(make_module()).from_bytes(msgpack_dumps(msg))
+
+
+def test_empty_tensors_round_trip():
+    source = PyTorchShim(torch.nn.Linear(0, 3))
+    target = PyTorchShim(torch.nn.Linear(0, 3))
+    target.from_bytes(source.to_bytes())
+    assert tuple(target._model.weight.shape) == (3, 0)
+    torch.testing.assert_close(target._model.bias, source._model.bias)
+
+
 def test_a_failing_deserialize_hook_is_a_serialization_error():
     def deserialize(module, data, device):
         raise ValueError("no such vocabulary")
