@@ -32,8 +32,15 @@ def test_default_seed_is_fixed_so_creation_order_does_not_matter():
     HashEmbed(5, 20)  # another model created in between changes nothing
     second = HashEmbed(5, 20).initialize()
     second.set_param("E", first.get_param("E").copy())
-    assert first.attrs["seed"] == second.attrs["seed"] == DEFAULT_SEED
+    assert first.attrs["seed"] == second.attrs["seed"] == DEFAULT_SEED == 0  # saved models rely on it
     numpy.testing.assert_array_equal(first.predict(IDS), second.predict(IDS))
+    E = first.get_param("E")
+    numpy.testing.assert_allclose(first.predict(IDS), E[hashed_rows(IDS, 0, 20)].sum(axis=1), rtol=1e-6)
+
+
+def test_a_one_row_table_gives_every_id_four_times_that_row():
+    model = HashEmbed(3, 1).initialize()
+    numpy.testing.assert_allclose(model.predict(IDS), numpy.tile(4 * model.get_param("E")[0], (len(IDS), 1)), rtol=1e-6)
 
 
 def test_matches_torch_embedding_bag():
