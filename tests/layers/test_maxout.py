@@ -29,6 +29,11 @@ def test_initialize_infers_widths_and_shapes_pieces():
     assert model.predict(sample(5, 3)).shape == (5, 2)
 
 
+def test_three_pieces_by_default():
+    model = Maxout(2, 3).initialize()
+    assert model.get_dim("nP") == 3 and model.get_param("W").shape == (2, 3, 3)
+
+
 def test_gradients_match_finite_differences():
     check_gradients(Maxout(2, 3, nP=3, init_b=random_init).initialize(), sample(5, 3))
 

@@ -95,6 +95,24 @@ def test_non_ragged_input_is_a_clear_error(layer):
         model.predict(numpy.zeros((2, 3), dtype="f"))
 
 
+@pytest.mark.parametrize("layer", ALL)
+def test_a_batch_of_one_sequence_gets_its_gradient(layer):
+    check_gradients(layer(), ragged([3]))
+
+
+@pytest.mark.parametrize("layer", ALL)
+def test_zero_width_rows_get_a_zero_width_gradient_of_every_row(layer):
+    Y, backprop = layer().begin_update(ragged([1, 2], width=0))
+    assert Y.shape == (2, 0) and backprop(Y).data.shape == (3, 0)
+
+
+@pytest.mark.parametrize("layer", ALL)
+def test_integer_rows_are_a_clear_error(layer):
+    model = layer()
+    with pytest.raises(ValueError, match=rf"{model.name}: expected float data, got a Ragged of dtype int32"):
+        model.predict(Ragged(numpy.ones((3, 2), dtype="int32"), numpy.asarray([1, 2], dtype="int32")))
+
+
 def test_int64_lengths_are_accepted():
     Xr = Ragged(numpy.ones((3, 2), dtype="f"), numpy.asarray([1, 2], dtype="int64"))
     assert reduce_sum().predict(Xr).tolist() == [[1, 1], [2, 2]]
