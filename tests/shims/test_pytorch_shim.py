@@ -454,6 +454,17 @@ def test_a_torch_state_entry_whose_dtype_and_data_disagree_is_refused():
         PyTorchShim(make_module()).from_bytes(msgpack_dumps(msg))
 
 
+@pytest.mark.parametrize("shape", [[5.0, 4], [5, -4], [4, 5, 1.5]])
+def test_a_torch_state_entry_with_a_bad_shape_is_refused(shape):
+    shim = PyTorchShim(make_module())
+    msg = msgpack_loads(shim.to_bytes())
+    state = msgpack_loads(msg["state"])
+    state["tensors"]["0.weight"][1] = shape
+    msg["state"] = msgpack_dumps(state)
+    with pytest.raises(SerializationError, match="malformed torch state entry '0.weight'"):
+        PyTorchShim(make_module()).from_bytes(msgpack_dumps(msg))
+
+
 def test_empty_tensors_round_trip():
     source = PyTorchShim(torch.nn.Linear(0, 3))
     target = PyTorchShim(torch.nn.Linear(0, 3))
