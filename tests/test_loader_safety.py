@@ -270,6 +270,18 @@ def test_a_partial_file_of_a_save_still_running_is_left_alone(tmp_path):
     assert not os.path.exists(partial)
 
 
+def test_a_partial_file_that_cannot_be_removed_is_not_reported_removed(tmp_path, monkeypatch):
+    # As when another save's cleanup removed it first, between this one's lock and its unlink.
+    partial = tmp_path / f".model.bin.xyz{PARTIAL_SUFFIX}"
+    partial.write_bytes(b"\x00")
+
+    def unlink_fails(path, *args, **kwargs):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(os, "unlink", unlink_fails)
+    assert remove_stale_partials(tmp_path) == []
+
+
 def test_a_save_in_progress_is_not_cleaned_up_by_another_save(tmp_path):
     path = tmp_path / "model.bin"
     seen_by_the_other_save = []

@@ -100,7 +100,7 @@ def test_activation_matches_torch(ops, name, dtype):
     X, dY = random((16, 7), dtype, seed=1, scale=3.0), random((16, 7), dtype, seed=2)
     X[0, :4] = [25.0, -25.0, 0.5, -0.5]  # far beyond thresholds
     expected_Y, expected_dX = torch_forward_backward(torch_fn, X, dY)
-    X_ops, dY_ops = ops.asarray(X), ops.asarray(dY)
+    X_ops, dY_ops = ops.asarray(X.copy()), ops.asarray(dY.copy())  # copies: asarray may return its input
     Y = forward(ops, X_ops)
     dX = backward(ops, dY_ops, X_ops, Y)
     assert Y.dtype == X.dtype and dX.dtype == X.dtype
