@@ -518,3 +518,41 @@ def lstm_backward_steps(dY, acts, C, tanh_C, c0, W_hh, sizes, offsets, reverse, 
                 dh0[j] += dh_prev[r, j]
                 dc0[j] += dc_prev[r, j]
         carried = min(b, next_b)
+
+
+_U64 = numpy.uint64
+_MURMUR_C1, _MURMUR_C2 = _U64(0x87C37B91114253D5), _U64(0x4CF5AD432745937F)
+_FMIX_M1, _FMIX_M2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
+_LOW32 = _U64(0xFFFFFFFF)
+
+
+@inline
+def _fmix64(h):  # type: ignore[no-untyped-def]
+    h ^= h >> _U64(33)
+    h *= _FMIX_M1
+    h ^= h >> _U64(33)
+    h *= _FMIX_M2
+    return h ^ (h >> _U64(33))
+
+
+@kernel
+def murmur3_128_uint64(keys, seed, out):  # type: ignore[no-untyped-def]
+    """``_murmur.murmur3_128_uint64`` in one pass: (N,) uint64 keys -> (N, 4) uint32 words."""
+    seed64 = _U64(seed) & _LOW32
+    length = _U64(8)
+    for i in range(keys.size):
+        k1 = keys[i] * _MURMUR_C1
+        k1 = ((k1 << _U64(31)) | (k1 >> _U64(33))) * _MURMUR_C2
+        h1 = (seed64 ^ k1) ^ length
+        h2 = seed64 ^ length
+        h1 += h2
+        h2 += h1
+        h1 = _fmix64(h1)
+        h2 = _fmix64(h2)
+        h1 += h2
+        h2 += h1
+        out[i, 0] = numpy.uint32(h1 & _LOW32)
+        out[i, 1] = numpy.uint32(h1 >> _U64(32))
+        out[i, 2] = numpy.uint32(h2 & _LOW32)
+        out[i, 3] = numpy.uint32(h2 >> _U64(32))
+    return out

@@ -260,6 +260,15 @@ class NumpyOps(NumpyOpsThincArgs, Ops):
         out = numpy.empty((indices.shape[0], table.shape[1]), dtype=table.dtype)
         return module.gather_add(table, numpy.ascontiguousarray(indices), out)
 
+    def hash(self, ids: Any, seed: int) -> Any:
+        """As :meth:`Ops.hash` (the same words), in one compiled pass when the kernels load."""
+        module = self._kernel_functions
+        if module is None or type(ids) is not numpy.ndarray or ids.ndim != 1 or ids.dtype.kind not in "ui":
+            return super().hash(ids, seed)  # which also explains what is wrong with `ids`
+        keys = numpy.ascontiguousarray(ids.astype(numpy.uint64, copy=False))
+        out = numpy.empty((keys.shape[0], 4), dtype=numpy.uint32)
+        return module.murmur3_128_uint64(keys, int(seed) & 0xFFFFFFFF, out)
+
     def _segment_sum(self, X: Any, host_lengths: Any) -> Any:
         """Per-sequence sums of rows; ``add.reduceat`` over axis 0 is slow, so a kernel when possible."""
         module = self._kernels_for(X)

@@ -83,6 +83,23 @@ def test_sequence_sums_match_the_numpy_path_with_empty_sequences(dtype):
 
 
 @needs_numba
+@needs_numba
+@pytest.mark.parametrize("seed", [0, 1, 2**31 + 7, -3, 2**40])
+def test_hash_kernel_gives_the_numpy_paths_words(seed):
+    compiled, plain = NumpyOps(kernels="numba"), NumpyOps(kernels="numpy")
+    rng = numpy.random.default_rng(0)
+    for ids in [
+        rng.integers(0, 2**64, size=257, dtype="uint64"),
+        numpy.arange(-5, 5, dtype="int64"),  # signed ids hash as their uint64 bits
+        numpy.zeros(0, dtype="uint64"),
+        numpy.array([2**64 - 1], dtype="uint64"),
+        rng.integers(0, 2**64, size=40, dtype="uint64")[::3],  # not contiguous
+    ]:
+        words = compiled.hash(ids, seed)
+        assert words.dtype == numpy.uint32 and words.shape == (len(ids), 4)
+        numpy.testing.assert_array_equal(words, plain.hash(ids, seed))
+
+
 def test_adam_kernel_matches_the_numpy_step_and_zeroes_the_gradient():
     arrays = [sample((50,), "float32", seed) for seed in range(4)]
     arrays[3] = numpy.abs(arrays[3])

@@ -465,6 +465,7 @@ def test_a_torch_state_entry_with_a_bad_shape_is_refused(shape):
         PyTorchShim(make_module()).from_bytes(msgpack_dumps(msg))
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors is a no-op")
 def test_empty_tensors_round_trip():
     source = PyTorchShim(torch.nn.Linear(0, 3))
     target = PyTorchShim(torch.nn.Linear(0, 3))
