@@ -6,7 +6,6 @@ runs the module through its ``PyTorchShim`` and converts the output back
 tensors share memory on CPU and go through DLPack on GPU, so conversion is cheap.
 torch is imported only when a wrapper is built.
 """
-import sys
 from typing import Any, Callable, List, Optional, Tuple
 
 import numpy
@@ -16,8 +15,8 @@ from ..checks import describe
 from ..errors import ComposaError, ConfigurationError, ShapeMismatchError
 from ..model import Model
 from ..shims import PyTorchGradScaler, PyTorchShim, TorchScriptShim
-from ..shims.conversions import _cpu_view, is_torch_array, torch2xp, xp2torch
-from ..shims.pytorch import PyTorchModuleError, _no_backprop
+from ..shims.conversions import cpu_view, is_torch_array, torch2xp, xp2torch
+from ..shims.pytorch import PyTorchModuleError, no_backprop
 from ..types import ArgsKwargs, Padded
 from ..util import convert_recursive, is_xp_array, iterate_recursive, partial
 
@@ -218,7 +217,7 @@ def _cpu_input_view(shim: Any, X: Any, is_train: bool) -> Any:
         return None
     if not shim.on_cpu:
         return None
-    tensor = _cpu_view(sys.modules["torch"], X)
+    tensor = cpu_view(X)
     if tensor is not None and is_train:
         tensor.requires_grad_()
     return tensor
@@ -237,12 +236,12 @@ def _forward_one_tensor(model: Model, shim: Any, X: Any, Xtorch: Any, is_train: 
     Y = torch2xp(Ytorch, ops=ops)
 
     def backprop(dY: Any) -> Any:
-        dYtorch = _cpu_view(sys.modules["torch"], dY) if type(dY) is numpy.ndarray else None
+        dYtorch = cpu_view(dY) if type(dY) is numpy.ndarray else None
         if dYtorch is None:  # e.g. a read-only or a cupy gradient: the general steps convert it
             return _default_output_steps(model, X, Xtorch, Ytorch, is_train)[1](dY)
         try:
             if not is_train:
-                _no_backprop()
+                no_backprop()
             dXtorch = shim.backprop_one(Ytorch, dYtorch, Xtorch)
         except ComposaError as error:
             raise _named(error, model)
@@ -254,7 +253,7 @@ def _forward_one_tensor(model: Model, shim: Any, X: Any, Xtorch: Any, is_train: 
 def _default_output_steps(model: Model, X: Any, Xtorch: Any, Ytorch: Any, is_train: bool) -> Tuple[Any, Callable]:
     """convert_pytorch_default_outputs and the general backprop, after ``shim.run_one(Xtorch)``."""
     shim = model.shims[0]
-    torch_backprop = shim.backprop_for(ArgsKwargs(args=(Xtorch,), kwargs={})) if is_train else _no_backprop
+    torch_backprop = shim.backprop_for(ArgsKwargs(args=(Xtorch,), kwargs={})) if is_train else no_backprop
     Y, get_dYtorch = convert_pytorch_default_outputs(model, (X, Ytorch), is_train)
     return Y, _backprop_steps(model, get_dYtorch, torch_backprop, partial(_first_arg_to_xp, model.ops))
 

@@ -74,7 +74,7 @@ def xp2torch(xp_tensor: Any, requires_grad: bool = False, device: Any = None) ->
     """
     torch = sys.modules.get("torch") or require_torch("xp2torch")
     if type(xp_tensor) is numpy.ndarray and type(device) is torch.device and device.type == "cpu":
-        tensor = _cpu_view(torch, xp_tensor)
+        tensor = cpu_view(xp_tensor)
         if tensor is not None:  # the wrapper's common case: no device move, no type checks
             if requires_grad and (tensor.is_floating_point() or tensor.is_complex()):
                 tensor.requires_grad_()
@@ -131,9 +131,10 @@ def torch2xp(torch_tensor: Any, *, ops: Any = None) -> Any:
     return array
 
 
-def _cpu_view(torch: Any, array: Any) -> Any:
+def cpu_view(array: numpy.ndarray) -> Any:
     """``torch.from_numpy(array)`` when torch can view it as is (writeable, no negative
     strides, a dtype torch has); None otherwise, for xp2torch's general path."""
+    torch = sys.modules.get("torch") or require_torch("cpu_view")
     if not array.flags.writeable or (array.ndim and min(array.strides) < 0):
         return None
     try:

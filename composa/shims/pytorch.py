@@ -128,7 +128,7 @@ class PyTorchShim(Shim):
         """Run the module on ``inputs`` (args and kwargs); with is_train, also return backprop."""
         if is_train:
             return self.begin_update(inputs)
-        return self.predict(inputs), _no_backprop
+        return self.predict(inputs), no_backprop
 
     def predict(self, inputs: ArgsKwargs) -> Any:
         """The module's output in eval mode without autograd; the previous mode is restored."""
@@ -504,7 +504,8 @@ def _check_inputs(inputs: Any) -> None:
         )
 
 
-def _no_backprop(*args: Any, **kwargs: Any) -> Any:
+def no_backprop(*args: Any, **kwargs: Any) -> Any:
+    """The backprop of a forward pass run with is_train=False: always a clear error."""
     raise ConfigurationError(
         "backprop is not available: the forward pass ran with is_train=False", layer="pytorch"
     )
