@@ -71,14 +71,10 @@ def check_lengths(
         raise ShapeMismatchError(f"{op}: lengths must be {bound}, got min length {int(host.min())}")
     if n_seqs is not None and host.shape[0] != n_seqs:
         raise ShapeMismatchError(f"{op}: {n_seqs} sequences in the array but {host.shape[0]} lengths")
-    if n_rows is not None and int(host.sum()) > n_rows:  # an IndexError too, as in the reference
-        raise OpIndexError(
-            f"{op}: lengths sum to {int(host.sum())} but the array has {n_rows} rows"
-        )
-    if n_rows is not None and int(host.sum()) != n_rows:
-        raise ShapeMismatchError(
-            f"{op}: lengths sum to {int(host.sum())} but the array has {n_rows} rows"
-        )
+    total = int(host.sum()) if n_rows is not None else 0
+    if n_rows is not None and total != n_rows:  # too many is an IndexError too, as in the reference
+        error = OpIndexError if total > n_rows else ShapeMismatchError
+        raise error(f"{op}: lengths sum to {total} but the array has {n_rows} rows")
     return host
 
 

@@ -18,6 +18,7 @@ from ._checks import (
     check_gemm,
     check_indices,
     check_gemm_out,
+    check_lengths,
     check_ndim,
     check_same_shape,
     check_scatter_values,
@@ -256,9 +257,11 @@ class NumpyOps(NumpyOpsThincArgs, Ops):
         if module is None or getattr(indices, "ndim", 0) != 2 or indices.shape[1] == 0:
             return super().gather_add(table, indices)
         check_ndim("gather_add", table, 2, "table")
-        check_indices("gather_add", indices, table.shape[0])
+        indices = numpy.ascontiguousarray(indices)
+        if indices.dtype.kind not in "iu" or not module.all_below(indices, table.shape[0]):
+            check_indices("gather_add", indices, table.shape[0])  # which says what is wrong
         out = numpy.empty((indices.shape[0], table.shape[1]), dtype=table.dtype)
-        return module.gather_add(table, numpy.ascontiguousarray(indices), out)
+        return module.gather_add(table, indices, out)
 
     def hash(self, ids: Any, seed: int) -> Any:
         """As :meth:`Ops.hash` (the same words), in one compiled pass when the kernels load."""
@@ -268,6 +271,24 @@ class NumpyOps(NumpyOpsThincArgs, Ops):
         keys = numpy.ascontiguousarray(ids.astype(numpy.uint64, copy=False))
         out = numpy.empty((keys.shape[0], 4), dtype=numpy.uint32)
         return module.murmur3_128_uint64(keys, int(seed) & 0xFFFFFFFF, out)
+
+    def hash_rows(self, ids: Any, seed: int, n_rows: int) -> Any:
+        """As :meth:`Ops.hash_rows`, with the remainder taken by a compiled loop when the kernels load."""
+        module = self._kernel_functions
+        if module is None or not 1 <= n_rows < 2**31:
+            return super().hash_rows(ids, seed, n_rows)
+        words = self.hash(ids, seed)
+        return module.rows_of_words(words, n_rows, numpy.empty(words.shape, dtype=numpy.int32))
+
+    def reduce_mean(self, X: Any, lengths: Any) -> Any:
+        """As :meth:`Ops.reduce_mean`; with the kernels, the division happens in the summing pass."""
+        module = self._kernels_for(X)
+        if module is None or getattr(X, "ndim", 0) != 2:
+            return super().reduce_mean(X, lengths)
+        host_lengths = check_lengths(self, "reduce_mean", lengths, X.shape[0])
+        divisors = numpy.maximum(host_lengths, 1).astype(X.dtype)
+        out = numpy.empty((len(host_lengths), X.shape[1]), dtype=X.dtype)
+        return module.segment_mean(X, host_lengths, divisors, out)
 
     def _segment_sum(self, X: Any, host_lengths: Any) -> Any:
         """Per-sequence sums of rows; ``add.reduceat`` over axis 0 is slow, so a kernel when possible."""

@@ -930,6 +930,15 @@ class Ops(OpsThincAliases):
             raise ShapeMismatchError(f"hash: ids must be integers (uint64), got dtype {ids.dtype}")
         return murmur3_128_uint64(self.xp, ids.astype("uint64", copy=False), int(seed))
 
+    def hash_rows(self, ids: Any, seed: int, n_rows: int) -> Any:
+        """The rows of an `n_rows`-row table each id hashes to: ``hash(ids, seed) % n_rows``, (N, 4) int32.
+
+        HashEmbed's lookup (the rows Thinc's HashEmbed picks, so its saved tables keep their meaning).
+        """
+        if not 1 <= n_rows < 2**31:
+            raise ShapeMismatchError(f"hash_rows: n_rows must be in [1, 2**31), got {n_rows}")
+        return self.xp.ascontiguousarray(self.hash(ids, seed) % n_rows, dtype="int32")
+
     def ngrams(self, n: int, keys: Any) -> Any:
         """64-bit MurmurHash of each window of `n` consecutive uint64 keys (empty when n < 1)."""
         check_ndim("ngrams", keys, 1, "keys")

@@ -52,8 +52,7 @@ def forward(model: Model[Any, Floats2d], X: Any, is_train: bool) -> Tuple[Floats
     ids = select_ids(model, X)
     nV = E.shape[0]
     ops = model.ops
-    keys = ops.hash(ops.as_contig(ids, dtype="uint64"), model.attrs["seed"])
-    rows = ops.as_contig(keys % nV, dtype="int32") if ids.size else ops.alloc2i(0, N_HASHES)
+    rows = ops.hash_rows(ops.as_contig(ids, dtype="uint64"), model.attrs["seed"], nV)
 
     def scatter(dE: Floats2d, dY: Floats2d) -> None:
         if rows.size:

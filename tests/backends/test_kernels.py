@@ -71,6 +71,45 @@ def test_table_kernels_match_numpy_add_at_with_duplicates(dtype):
     numpy.testing.assert_allclose(plain, expected, **TOL[dtype])
 
 
+def added_in_order(rows):
+    """The rows summed one after another, as the kernels must (float addition does not reassociate)."""
+    total = rows[0].copy()
+    for row in rows[1:]:
+        total = total + row
+    return total
+
+
+@needs_numba
+@pytest.mark.parametrize("n_per_id", [1, 3, 4, 5])
+def test_gather_add_sums_each_ids_rows_in_order_for_any_row_count(n_per_id):
+    ops = NumpyOps(kernels="numba")
+    table = sample((50, 7), "float32", 6)
+    ids = numpy.random.default_rng(7).integers(0, 50, (11, n_per_id)).astype("int32")
+    expected = numpy.stack([added_in_order(table[row]) for row in ids])
+    numpy.testing.assert_array_equal(ops.gather_add(table, ids), expected)
+
+
+@needs_numba
+@pytest.mark.parametrize("bad", [-1, 6, 2**40])
+def test_gather_add_kernel_refuses_ids_outside_the_table(bad):
+    ops = NumpyOps(kernels="numba")
+    ids = numpy.asarray([[0, 1, 2, 3], [4, 5, bad, 0]], dtype="int64")
+    with pytest.raises(IndexError, match=r"gather_add: index out of bounds: indices span"):
+        ops.gather_add(sample((6, 3), "float32", 8), ids)
+
+
+@needs_numba
+def test_sequence_sums_add_each_sequences_rows_in_order():
+    ops = NumpyOps(kernels="numba")
+    lengths = numpy.asarray([4, 8, 1, 7, 0, 9], dtype="int32")  # whole blocks of 4, and tails
+    X = sample((int(lengths.sum()), 5), "float32", 9)
+    starts = numpy.cumsum(lengths) - lengths
+    expected = numpy.stack([added_in_order(X[s : s + n]) if n else numpy.zeros(5, "float32") for s, n in zip(starts, lengths)])
+    numpy.testing.assert_array_equal(ops.reduce_sum(X, lengths), expected)
+    divisors = numpy.maximum(lengths, 1).astype("float32")[:, None]
+    numpy.testing.assert_array_equal(ops.reduce_mean(X, lengths), expected / divisors)
+
+
 @needs_numba
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_sequence_sums_match_the_numpy_path_with_empty_sequences(dtype):
@@ -98,6 +137,33 @@ def test_hash_kernel_gives_the_numpy_paths_words(seed):
         words = compiled.hash(ids, seed)
         assert words.dtype == numpy.uint32 and words.shape == (len(ids), 4)
         numpy.testing.assert_array_equal(words, plain.hash(ids, seed))
+
+
+@needs_numba
+@pytest.mark.parametrize("n_rows", [1, 2, 3, 5000, 7919, 2**20, 1_000_003, 2**31 - 1])
+def test_hash_rows_kernel_gives_numpys_remainders_for_every_kind_of_word(n_rows):
+    compiled, plain = NumpyOps(kernels="numba"), NumpyOps(kernels="numpy")
+    ids = numpy.random.default_rng(1).integers(0, 2**64, size=3001, dtype="uint64")
+    rows = compiled.hash_rows(ids, 7, n_rows)
+    assert rows.dtype == numpy.int32 and rows.shape == (3001, 4)
+    numpy.testing.assert_array_equal(rows, plain.hash_rows(ids, 7, n_rows))
+    # the remainder's hard cases: the smallest and largest words, multiples of n_rows and their neighbours
+    multiples = numpy.arange(1, 3000, dtype="uint64") * numpy.uint64(n_rows)
+    words = numpy.concatenate([
+        numpy.arange(3000, dtype="uint64"), numpy.arange(2**32 - 3000, 2**32, dtype="uint64"),
+        multiples % 2**32, (multiples - 1) % 2**32, (multiples + 1) % 2**32,
+    ]).astype("uint32").reshape(-1, 3)
+    module = compiled._kernel_functions
+    remainders = module.rows_of_words(words, n_rows, numpy.empty(words.shape, dtype="int32"))
+    numpy.testing.assert_array_equal(remainders, (words % n_rows).astype("int32"))
+
+
+@needs_numba
+@pytest.mark.parametrize("n_rows", [0, -1, 2**31])
+def test_hash_rows_refuses_a_table_size_int32_rows_cannot_name(n_rows):
+    for ops in (NumpyOps(kernels="numba"), NumpyOps(kernels="numpy")):
+        with pytest.raises(ValueError, match=r"hash_rows: n_rows must be in \[1, 2\*\*31\)"):
+            ops.hash_rows(numpy.arange(3, dtype="uint64"), 0, n_rows)
 
 
 def test_adam_kernel_matches_the_numpy_step_and_zeroes_the_gradient():
