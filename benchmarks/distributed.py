@@ -11,8 +11,9 @@ its own batch of `--batch` rows, and we time:
 - bucketed vs per-param all-reduce of the same gradients: composa's flat buffer in
   size-bounded buckets against one ``dist.all_reduce`` call per param;
 - one all-reduce of 16 floats: a call's fixed cost L. With T = bucketed - L for moving
-  the bytes, per-param calls cost about n_params * L + T, so bucketing can gain at most
-  about (n_params * L + T) / (L + T); the report prints that bound beside the speed-up.
+  the bytes, per-param calls cost about n_params * L + T, so bucketing can gain about
+  (n_params * L + T) / (L + T); the report prints that estimate beside the speed-up (both
+  are medians of separate timings, so on a noisy machine either can come out higher).
 
 Timings alternate between the sides in rounds and the median is reported, which keeps
 the comparison fair on a busy machine. One BLAS/torch thread per rank.
@@ -195,7 +196,7 @@ def report(results: Dict[str, Dict[str, float]], options: argparse.Namespace) ->
         transfer = max(0.0, result["bucketed_all_reduce"] - latency)
         bound = (n_params * latency + transfer) / (latency + transfer)
         print(f"{name:>8} one 16-float all-reduce L = {latency:.2f} ms, so bytes T = {transfer:.2f} ms: "
-              f"{n_params:.0f} calls can gain at most (nL+T)/(L+T) = {bound:.1f}x")
+              f"one call instead of {n_params:.0f} can gain about (nL+T)/(L+T) = {bound:.1f}x")
     if options.json:
         with open(options.json, "w", encoding="utf8") as file:
             json.dump(results, file, indent=2)
