@@ -9,7 +9,11 @@ its own batch of `--batch` rows, and we time:
   the part it cannot hide counts; composa communicates after backprop);
 - composa's all-reduce measured directly (`communicator.stats`);
 - bucketed vs per-param all-reduce of the same gradients: composa's flat buffer in
-  size-bounded buckets against one ``dist.all_reduce`` call per param.
+  size-bounded buckets against one ``dist.all_reduce`` call per param;
+- one all-reduce of 16 floats: a call's fixed cost L. With T = bucketed - L for moving
+  the bytes, per-param calls cost about n_params * L + T, so bucketing can gain about
+  (n_params * L + T) / (L + T); the report prints that estimate beside the speed-up (both
+  are medians of separate timings, so on a noisy machine either can come out higher).
 
 Timings alternate between the sides in rounds and the median is reported, which keeps
 the comparison fair on a busy machine. One BLAS/torch thread per rank.
@@ -82,7 +86,7 @@ def measure(name: str, options: argparse.Namespace, communicator) -> Dict[str, f
     composa_step, composa_model = composa_side(widths, X, labels, communicator)
     ddp_step = ddp_side(widths, X, labels)
     composa_step(True)  # the gradients exist from here on
-    per_param, bucketed = all_reduce_sides(composa_model, communicator)
+    per_param, bucketed, one_call = all_reduce_sides(composa_model, communicator)
     timers: Dict[str, Callable[[], None]] = {
         "composa_step": lambda: composa_step(True),
         "composa_no_comm": lambda: composa_step(False),
@@ -90,6 +94,7 @@ def measure(name: str, options: argparse.Namespace, communicator) -> Dict[str, f
         "ddp_no_comm": lambda: ddp_step(False),
         "bucketed_all_reduce": bucketed,
         "per_param_all_reduce": per_param,
+        "one_call_all_reduce": one_call,
     }
     for timer in timers.values():  # warm-up: DDP builds its buckets, composa its flat buffers
         timer()
@@ -108,6 +113,7 @@ def measure(name: str, options: argparse.Namespace, communicator) -> Dict[str, f
     result = {key: statistics.median(values) for key, values in rounds.items()}
     result["composa_all_reduce_measured"] = statistics.median(composa_comm)
     result["params"] = float(sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1)))
+    result["n_params"] = float(2 * (len(widths) - 1))
     return result
 
 
@@ -153,11 +159,12 @@ def ddp_side(widths: List[int], X: numpy.ndarray, labels: numpy.ndarray):
 
 
 def all_reduce_sides(model, communicator):
-    """Two ways to average the same gradients: one call per param, and composa's buckets."""
+    """Two ways to average the same gradients (one call per param, composa's buckets), and one tiny call."""
     import torch  # lazy: see main
 
     grads = [grad for _, grad in model.get_gradients().values()]
     tensors = [torch.from_numpy(grad) for grad in grads]
+    tiny = torch.zeros(16)
 
     def per_param() -> None:
         for grad, tensor in zip(grads, tensors):
@@ -167,7 +174,10 @@ def all_reduce_sides(model, communicator):
     def bucketed() -> None:
         communicator.all_reduce_gradients(model)
 
-    return per_param, bucketed
+    def one_call() -> None:
+        torch.distributed.all_reduce(tiny)
+
+    return per_param, bucketed, one_call
 
 
 def report(results: Dict[str, Dict[str, float]], options: argparse.Namespace) -> None:
@@ -182,6 +192,11 @@ def report(results: Dict[str, Dict[str, float]], options: argparse.Namespace) ->
         speedup = result["per_param_all_reduce"] / result["bucketed_all_reduce"]
         print(f"{name:>8} all-reduce: per-param {result['per_param_all_reduce']:.2f} ms, "
               f"bucketed {result['bucketed_all_reduce']:.2f} ms: {speedup:.1f}x")
+        latency, n_params = result["one_call_all_reduce"], result["n_params"]
+        transfer = max(0.0, result["bucketed_all_reduce"] - latency)
+        bound = (n_params * latency + transfer) / (latency + transfer)
+        print(f"{name:>8} one 16-float all-reduce L = {latency:.2f} ms, so bytes T = {transfer:.2f} ms: "
+              f"one call instead of {n_params:.0f} can gain about (nL+T)/(L+T) = {bound:.1f}x")
     if options.json:
         with open(options.json, "w", encoding="utf8") as file:
             json.dump(results, file, indent=2)

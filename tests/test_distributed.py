@@ -21,7 +21,7 @@ from composa.archive import STATE_FILE
 from composa.cli import main
 from composa.distributed import Communicator, free_port, shard_bounds
 from composa.distributed._communicator import first_difference
-from composa.distributed._layout import param_slots
+from composa.distributed._layout import Layout, buffer_slots, model_signature, param_slots, signature
 from composa.serialize import msgpack_loads
 from composa.training import train
 
@@ -304,6 +304,26 @@ def test_a_config_difference_is_named_by_its_dotted_key():
     everyone = [dict(described, config={"optimizer.learn_rate": "0.1"}), dict(described, config={"optimizer.learn_rate": "0.2"})]
     assert first_difference(everyone) == "their configs differ at optimizer.learn_rate: 0.2 on rank 1, 0.1 on rank 0"
     assert first_difference([everyone[0], everyone[0]]) == ""
+
+
+def test_the_quick_layout_signature_is_the_slots_signature_and_sees_new_and_reshaped_params():
+    torch = pytest.importorskip("torch")
+    model = composa.chain(
+        composa.PyTorchWrapper(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))), composa.Relu(2)
+    )
+    model.initialize(X=numpy.zeros((2, 4), dtype="float32"))
+    quick = model_signature(model)
+    assert quick == signature(param_slots(model) + buffer_slots(model))
+    assert len(quick) == 2 + 2 + 2 + 3  # Relu's W, b; Linear's and BatchNorm's weight, bias; BatchNorm's 3 buffers
+    assert Layout(model).signature == quick
+    relu = model.layers[1]
+    relu.set_param("W", numpy.zeros((5, 3), dtype="float32"))  # a reshaped param: the layout must be rebuilt
+    assert model_signature(model) != quick
+    assert model_signature(model) == signature(param_slots(model) + buffer_slots(model))
+    unset = composa.Relu(2)  # params not yet allocated have no slot, and appear once they are
+    assert model_signature(unset) == ()
+    unset.initialize(X=numpy.zeros((2, 4), dtype="float32"))
+    assert model_signature(unset) == signature(param_slots(unset))
 
 
 def test_nproc_without_torch_says_how_to_get_it(tmp_path, capsys, monkeypatch):

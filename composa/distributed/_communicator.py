@@ -15,7 +15,7 @@ import numpy
 
 from ..errors import DistributedError
 from ..model import Model
-from ._layout import Layout, buffer_slots, describe, param_slots, signature
+from ._layout import Layout, describe, model_signature, param_slots
 
 __all__ = ["Communicator", "CommStats", "shard_bounds"]
 
@@ -172,7 +172,7 @@ class Communicator:
         """Leave the group; the communicator cannot be used afterwards."""
 
     def _layout_for(self, model: Model) -> Layout:
-        if self._layout is None or self._layout.signature != signature(param_slots(model) + buffer_slots(model)):
+        if self._layout is None or self._layout.signature != model_signature(model):
             self._layout = Layout(model)
         return self._layout
 
