@@ -603,7 +603,11 @@ def rows_of_words(words, n_rows, out):  # type: ignore[no-untyped-def]
 
 @kernel
 def murmur3_128_uint64(keys, seed, out):  # type: ignore[no-untyped-def]
-    """``_murmur.murmur3_128_uint64`` in one pass: (N,) uint64 keys -> (N, 4) uint32 words."""
+    """``_murmur.murmur3_128_uint64`` in one pass: (N,) uint64 keys -> (N, 4) uint32 words.
+
+    `out` may also be that (N, 4) array viewed as (N, 2) uint64 on a little-endian machine
+    (each half's low word first, as the words are): two stores per key instead of four.
+    """
     seed64 = _U64(seed) & _LOW32
     length = _U64(8)
     for i in range(keys.size):
@@ -617,8 +621,12 @@ def murmur3_128_uint64(keys, seed, out):  # type: ignore[no-untyped-def]
         h2 = _fmix64(h2)
         h1 += h2
         h2 += h1
-        out[i, 0] = numpy.uint32(h1 & _LOW32)
-        out[i, 1] = numpy.uint32(h1 >> _U64(32))
-        out[i, 2] = numpy.uint32(h2 & _LOW32)
-        out[i, 3] = numpy.uint32(h2 >> _U64(32))
+        if out.shape[1] == 2:
+            out[i, 0] = h1
+            out[i, 1] = h2
+        else:
+            out[i, 0] = numpy.uint32(h1 & _LOW32)
+            out[i, 1] = numpy.uint32(h1 >> _U64(32))
+            out[i, 2] = numpy.uint32(h2 & _LOW32)
+            out[i, 3] = numpy.uint32(h2 >> _U64(32))
     return out

@@ -7,6 +7,7 @@ table gathers and scatters, Adam and the LSTM steps when numba is available. Eac
 override falls back to the numpy code for arrays a kernel does not take (other
 dtypes, non-contiguous views) and when ``kernels="numpy"`` (see ``_kernels``).
 """
+import sys
 from types import ModuleType
 from typing import Any, Optional, Tuple
 
@@ -270,7 +271,9 @@ class NumpyOps(NumpyOpsThincArgs, Ops):
             return super().hash(ids, seed)  # which also explains what is wrong with `ids`
         keys = numpy.ascontiguousarray(ids.astype(numpy.uint64, copy=False))
         out = numpy.empty((keys.shape[0], 4), dtype=numpy.uint32)
-        return module.murmur3_128_uint64(keys, int(seed) & 0xFFFFFFFF, out)
+        halves = out.view(numpy.uint64) if sys.byteorder == "little" else out  # see the kernel
+        module.murmur3_128_uint64(keys, int(seed) & 0xFFFFFFFF, halves)
+        return out
 
     def hash_rows(self, ids: Any, seed: int, n_rows: int) -> Any:
         """As :meth:`Ops.hash_rows`, with the remainder taken by a compiled loop when the kernels load."""
