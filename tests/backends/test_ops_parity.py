@@ -216,6 +216,7 @@ CASES = {
     "gather_add": lambda o, m: o.gather_add(m.f(7, 3), m.i([[0, 6], [2, 2], [5, 1]])),
     "scatter_add": in_place("scatter_add", lambda m: m.f(7, 3), lambda m: m.i([0, 6, 2, 2, 0]), lambda m: m.f(5, 3, seed=1)),
     "hash": lambda o, m: [o.hash(m.i([0, 1, 2**40, 2**64 - 1], dtype="uint64"), seed) for seed in (0, 7, 2**32 - 1)],
+    "hash_rows": lambda o, m: [o.hash_rows(m.i([0, 1, 2**40, 2**64 - 1], dtype="uint64"), 7, n) for n in (1, 5000, 2**31 - 1)],
     "ngrams": lambda o, m: [o.ngrams(n, m.i([1, 5, 2**63, 7, 9], dtype="uint64")) for n in (0, 1, 2, 3)],
     "position_encode": lambda o, m: o.position_encode(7, 6),
     "minibatch": lambda o, m: list(o.minibatch(3, m.f(8, 2))),
