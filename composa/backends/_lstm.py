@@ -129,7 +129,7 @@ def _forward_steps(
     W_ih = W_ih[gate_order] * scale[:, None]
     W_hh_T = xp.ascontiguousarray((W_hh[gate_order] * scale[:, None]).T)
     acts = ops.gemm(X, W_ih, trans2=True)
-    acts += bias[gate_order] * scale
+    gate_bias = bias[gate_order] * scale
     Y = ops.alloc((N, nH), dtype=dtype, zeros=False)
     C = ops.alloc((N, nH), dtype=dtype, zeros=False)
     tanh_C = ops.alloc((N, nH), dtype=dtype, zeros=False)
@@ -141,9 +141,10 @@ def _forward_steps(
     if kernels is not None:
         sizes, offsets = plan.host_arrays()
         kernels.lstm_forward_steps(
-            acts, W_hh_T, h0, c0, sizes, offsets, direction == 1, Y, C, tanh_C, hp, cp, recurrent
+            acts, gate_bias, W_hh_T, h0, c0, sizes, offsets, direction == 1, Y, C, tanh_C, hp, cp, recurrent
         )
         return Y, acts, C, tanh_C
+    acts += gate_bias  # the kernel adds it in its pass over the gates
     product = ops.alloc((batch, nH), dtype=dtype, zeros=False)
     hp[...] = h0
     cp[...] = c0

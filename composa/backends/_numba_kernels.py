@@ -492,9 +492,13 @@ def update_averages(ema, weights, keep):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def lstm_forward_steps(acts, W_hh_T, h0, c0, sizes, offsets, reverse, Y, C, tanh_C, hp, cp, recurrent):  # type: ignore[no-untyped-def]
-    """Run the recurrence over `acts` (N, 4nH, the input projections plus bias), writing the
-    gate activations back into `acts` and the outputs, cells and tanh(cells) into Y, C, tanh_C."""
+def lstm_forward_steps(acts, bias, W_hh_T, h0, c0, sizes, offsets, reverse, Y, C, tanh_C, hp, cp, recurrent):  # type: ignore[no-untyped-def]
+    """Run the recurrence over `acts` (N, 4nH, the input projections) and `bias` (4nH,), writing
+    the gate activations back into `acts` and the outputs, cells and tanh(cells) into Y, C, tanh_C.
+
+    The bias is added here, in the pass over the gates, instead of in a pass of its own
+    over `acts`; in the same order as the numpy path ((projection + bias) + recurrent).
+    """
     nH = h0.size
     half = const(acts, 0.5)
     prev_start, prev_size = 0, 0
@@ -515,10 +519,10 @@ def lstm_forward_steps(acts, W_hh_T, h0, c0, sizes, offsets, reverse, Y, C, tanh
         for r in range(b):
             G, R = acts[start + r], product[r]
             for j in range(nH):
-                o = half * _tanh(G[j] + R[j]) + half
-                i = half * _tanh(G[nH + j] + R[nH + j]) + half
-                f = half * _tanh(G[2 * nH + j] + R[2 * nH + j]) + half
-                g = _tanh(G[3 * nH + j] + R[3 * nH + j])
+                o = half * _tanh((G[j] + bias[j]) + R[j]) + half
+                i = half * _tanh((G[nH + j] + bias[nH + j]) + R[nH + j]) + half
+                f = half * _tanh((G[2 * nH + j] + bias[2 * nH + j]) + R[2 * nH + j]) + half
+                g = _tanh((G[3 * nH + j] + bias[3 * nH + j]) + R[3 * nH + j])
                 c = f * c_prev[r, j] + i * g
                 tc = _tanh(c)
                 G[j], G[nH + j], G[2 * nH + j], G[3 * nH + j] = o, i, f, g
