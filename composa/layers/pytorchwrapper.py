@@ -15,7 +15,7 @@ from ..checks import describe
 from ..errors import ComposaError, ConfigurationError, ShapeMismatchError
 from ..model import Model
 from ..shims import PyTorchGradScaler, PyTorchShim, TorchScriptShim
-from ..shims.conversions import cpu_view, is_torch_array, torch2xp, xp2torch
+from ..shims.conversions import cpu_view, is_torch_array, numpy_view, torch2xp, xp2torch
 from ..shims.pytorch import PyTorchModuleError, no_backprop
 from ..types import ArgsKwargs, Padded
 from ..util import convert_recursive, is_xp_array, iterate_recursive, partial
@@ -230,22 +230,25 @@ def _forward_one_tensor(model: Model, shim: Any, X: Any, Xtorch: Any, is_train: 
         Ytorch = shim.run_one(Xtorch, is_train)
     except (ComposaError, RuntimeError) as error:
         raise _forward_error(model, X, error)
-    if not is_torch_array(Ytorch):
+    Y = numpy_view(Ytorch) if getattr(model.ops, "name", None) != "cupy" else None
+    if Y is None:  # not one CPU tensor (or arrays are wanted on the GPU): the general steps
         return _default_output_steps(model, X, Xtorch, Ytorch, is_train)
-    ops = model.ops
-    Y = torch2xp(Ytorch, ops=ops)
 
     def backprop(dY: Any) -> Any:
+        # A numpy gradient shaped and typed like Y is the output's gradient as it is; others are
+        # checked (and cast) by backprop_one, and those torch cannot view (read-only, cupy) by
+        # the general steps.
+        matched = type(dY) is numpy.ndarray and dY.dtype == Y.dtype and dY.shape == Y.shape
         dYtorch = cpu_view(dY) if type(dY) is numpy.ndarray else None
-        if dYtorch is None:  # e.g. a read-only or a cupy gradient: the general steps convert it
+        if dYtorch is None:
             return _default_output_steps(model, X, Xtorch, Ytorch, is_train)[1](dY)
         try:
             if not is_train:
                 no_backprop()
-            dXtorch = shim.backprop_one(Ytorch, dYtorch, Xtorch)
+            dXtorch = shim.backprop_one(Ytorch, dYtorch, Xtorch, matched=matched)
         except ComposaError as error:
             raise _named(error, model)
-        return torch2xp(dXtorch, ops=ops)
+        return dXtorch.numpy()  # the CPU gradient of a numpy input's view, in its dtype
 
     return Y, backprop
 

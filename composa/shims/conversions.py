@@ -141,3 +141,12 @@ def cpu_view(array: numpy.ndarray) -> Any:
         return torch.from_numpy(array)
     except TypeError:
         return None
+
+
+def numpy_view(obj: Any) -> Any:
+    """What ``torch2xp(obj)`` gives for a CPU tensor (a numpy array sharing its memory) in one
+    call, for the wrapper's hot path; None for anything else (not a tensor, GPU, bfloat16)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(obj, torch.Tensor) or not obj.is_cpu or obj.dtype == torch.bfloat16:
+        return None
+    return (obj.detach() if obj.requires_grad else obj).numpy()

@@ -162,25 +162,30 @@ class PyTorchShim(Shim):
     def run_one(self, tensor: Any, is_train: bool) -> Any:
         """The module's output for one input tensor: as begin_update (or predict) on ``(tensor,)``,
         without the general argument handling; backprop_one takes the output's gradient."""
-        if is_train:
-            return self._run((tensor,), {}, True)
+        if not is_train:
+            import torch  # lazy: torch is optional
+
+            with torch.no_grad():
+                return self._run((tensor,), {}, False)
+        with self._mode_lock:
+            model = self._model
+            if self._uniform_mode == (model, True) and model.training and not self._mixed_precision:
+                return model(tensor)  # the hot path: wholly in train mode already, nothing to switch back
+        return self._run((tensor,), {}, True)
+
+    def backprop_one(self, output: Any, d_output: Any, tensor: Any, *, matched: bool = False) -> Any:
+        """The gradient of run_one's input `tensor`, given the gradient of its one output tensor;
+        `matched`: the caller made sure `d_output` has the output's shape, dtype and device."""
         import torch  # lazy: torch is optional
 
-        with torch.no_grad():
-            return self._run((tensor,), {}, False)
-
-    def backprop_one(self, output: Any, d_output: Any, tensor: Any) -> Any:
-        """The gradient of run_one's input `tensor`, given the gradient of its one output tensor."""
-        import torch  # lazy: torch is optional
-
-        grad = _matching_grad(output, d_output)
+        grad = d_output if matched else _matching_grad(output, d_output)
         scaler = self._grad_scaler
         leaf = tensor.requires_grad
         if scaler.enabled:
             self._scaled_backward(scaler, [output], [grad], {}, [tensor] if leaf else [])
-        else:
-            torch.autograd.backward((output,), grad_tensors=(grad,))
-        return _take_grad(tensor, scaler.found_inf) if leaf else tensor
+            return _take_grad(tensor, scaler.found_inf) if leaf else tensor
+        torch.autograd.backward((output,), grad_tensors=(grad,))
+        return _take_grad(tensor, False) if leaf else tensor  # (a disabled scaler never finds an inf)
 
     def _run(self, args: Tuple[Any, ...], kwargs: Dict[str, Any], training: bool) -> Any:
         """Call the module in train or eval mode (and autocast), then restore the modes it had."""

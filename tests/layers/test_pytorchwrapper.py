@@ -576,3 +576,23 @@ def test_direct_steps_raise_the_general_steps_errors():
         messages.append([str(error.value) for error in (shape_error, predict_error, module_error)])
     assert messages[0] == messages[1]
     assert "pytorch" in messages[0][0] and "(2, 4)" in messages[0][0]
+
+
+@pytest.mark.parametrize("grad_dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("mixed_precision", [False, True])
+def test_direct_steps_cast_gradients_and_outputs_as_the_general_steps(grad_dtype, mixed_precision):
+    # A gradient typed unlike Y is cast by the shim; a bfloat16 output (CPU autocast) is copied
+    # to float32 and so takes the general steps. Either way both give the same numbers.
+    direct, general = direct_and_general(mlp, mixed_precision=mixed_precision)
+    X = numpy.random.default_rng(2).standard_normal((4, 6)).astype("float32")
+    results = []
+    for model in (direct, general):
+        Y, backprop = model.begin_update(X)
+        dX = backprop(numpy.linspace(-1, 1, Y.size).reshape(Y.shape).astype(grad_dtype))
+        results.append((Y, dX, torch_grads(model)))
+    (Y_direct, dX_direct, grads_direct), (Y_general, dX_general, grads_general) = results
+    assert Y_direct.dtype == Y_general.dtype == "float32" and dX_direct.dtype == "float32"
+    numpy.testing.assert_array_equal(Y_direct, Y_general)
+    numpy.testing.assert_array_equal(dX_direct, dX_general)
+    for ours, theirs in zip(grads_direct, grads_general):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)

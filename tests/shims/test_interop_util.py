@@ -25,6 +25,19 @@ def test_xp2torch_shares_memory_on_cpu():
     assert tensor.device.type == "cpu" and not tensor.requires_grad
 
 
+def test_numpy_view_is_torch2xp_of_a_cpu_tensor_and_none_otherwise():
+    from composa.shims.conversions import numpy_view
+
+    tensor = torch.arange(6, dtype=torch.float32).reshape(2, 3).requires_grad_()
+    view = numpy_view(tensor)
+    numpy.testing.assert_array_equal(view, torch2xp(tensor))
+    with torch.no_grad():
+        tensor[0, 0] = 7.0
+    assert view[0, 0] == 7.0 and view.dtype == numpy.float32  # a view, not a copy
+    assert numpy_view(tensor.to(torch.bfloat16)) is None  # numpy has no bfloat16: torch2xp copies
+    assert numpy_view(numpy.zeros(2)) is None and numpy_view((tensor,)) is None
+
+
 def test_xp2torch_requires_grad_only_for_floats():
     assert xp2torch(numpy.ones(2, dtype="float64"), requires_grad=True).requires_grad
     assert not xp2torch(numpy.ones(2, dtype="int64"), requires_grad=True).requires_grad
